@@ -1,1 +1,10 @@
-export {};
+export * from './common.js';
+export * from './records.js';
+export * from './rpc.js';
+export * from './events.js';
+export * as keyRegistry from './key-registry.contract.js';
+export * as identity from './identity.contract.js';
+export * as policy from './policy-compiler.contract.js';
+export * as fanout from './netmap-fanout.contract.js';
+export type { RegisterInput, RegisterResult, UpdateNodeInput, PreAuthKeyRecord } from './key-registry.contract.js';
+export type { ApiKeyRecord } from './identity.contract.js';

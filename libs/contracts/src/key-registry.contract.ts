@@ -1,0 +1,130 @@
+/**
+ * key-registry: machines, nodes, pre-auth keys and IP allocation. Served in queue group `key-registry`.
+ */
+import { z } from 'zod';
+import { defineRpc } from './rpc.js';
+import { NodeRecordSchema, TailnetRecordSchema, isoTime } from './records.js';
+
+export const KEY_REGISTRY_QUEUE = 'key-registry';
+
+const mkey = z.string().regex(/^mkey:[0-9a-f]{64}$/);
+const nodekey = z.string().regex(/^nodekey:[0-9a-f]{64}$/);
+const discokey = z.string().regex(/^discokey:[0-9a-f]{64}$/);
+
+export const RegisterInputSchema = z.object({
+  /** The Noise peer's static key: the authenticated machine. */
+  machineKey: mkey,
+  capVersion: z.number().int().nonnegative(),
+  nodeKey: nodekey,
+  oldNodeKey: nodekey.nullable(),
+  authKey: z.string().max(512).nullable(),
+  /** Requested expiry: a past time means logout, a future one a shorter key lifetime. */
+  expiry: isoTime.nullable(),
+  followup: z.string().max(2048),
+  hostinfo: z.record(z.unknown()).nullable(),
+  ephemeral: z.boolean(),
+});
+export type RegisterInput = z.infer<typeof RegisterInputSchema>;
+
+export const RegisterResultSchema = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('ok'),
+    node: NodeRecordSchema,
+    nodeKeyExpired: z.boolean(),
+    machineAuthorized: z.boolean(),
+  }),
+  z.object({ kind: z.literal('logged-out'), nodeId: z.number().int(), deleted: z.boolean() }),
+  z.object({ kind: z.literal('node-key-expired') }),
+  z.object({ kind: z.literal('auth-url'), url: z.string() }),
+  z.object({ kind: z.literal('error'), message: z.string() }),
+]);
+export type RegisterResult = z.infer<typeof RegisterResultSchema>;
+
+export const Register = defineRpc('keyreg.v1.register', RegisterInputSchema, RegisterResultSchema);
+
+export const UpdateNodeInputSchema = z.object({
+  machineKey: mkey,
+  nodeKey: nodekey,
+  capVersion: z.number().int().nonnegative(),
+  discoKey: discokey.nullable(),
+  endpoints: z.array(z.string().max(64)).max(1000).nullable(),
+  hostinfo: z.record(z.unknown()).nullable(),
+});
+export type UpdateNodeInput = z.infer<typeof UpdateNodeInputSchema>;
+export const UpdateNode = defineRpc(
+  'keyreg.v1.update-node',
+  UpdateNodeInputSchema,
+  z.object({ node: NodeRecordSchema, changed: z.boolean() }),
+);
+
+/** Looks a node up by node key, bound to the machine key that must own it. */
+export const GetNodeByKey = defineRpc(
+  'keyreg.v1.get-node-by-key',
+  z.object({ machineKey: mkey, nodeKey: nodekey }),
+  z.discriminatedUnion('kind', [
+    z.object({ kind: z.literal('found'), node: NodeRecordSchema }),
+    z.object({ kind: z.literal('not-found') }),
+    z.object({ kind: z.literal('machine-mismatch') }),
+  ]),
+);
+
+export const ListNodes = defineRpc(
+  'keyreg.v1.list-nodes',
+  z.object({ tailnetId: z.number().int().positive().optional(), userId: z.number().int().positive().optional() }),
+  z.object({ nodes: z.array(NodeRecordSchema) }),
+);
+
+const nodeRef = z.object({ nodeId: z.number().int().positive() });
+export const DeleteNode = defineRpc('keyreg.v1.delete-node', nodeRef, z.object({ node: NodeRecordSchema }));
+export const ExpireNode = defineRpc(
+  'keyreg.v1.expire-node',
+  nodeRef.extend({ at: isoTime.optional() }),
+  z.object({ node: NodeRecordSchema }),
+);
+export const ApproveNode = defineRpc('keyreg.v1.approve-node', nodeRef, z.object({ node: NodeRecordSchema }));
+
+export const Snapshot = defineRpc(
+  'keyreg.v1.snapshot',
+  z.object({}),
+  z.object({ tailnets: z.array(TailnetRecordSchema), nodes: z.array(NodeRecordSchema) }),
+);
+
+export const PreAuthKeyRecordSchema = z.object({
+  id: z.number().int().positive(),
+  /** The public part of the key (`sbkey-<prefix>-…`), safe to show. */
+  prefix: z.string(),
+  tailnetId: z.number().int().positive(),
+  userId: z.number().int().positive(),
+  reusable: z.boolean(),
+  ephemeral: z.boolean(),
+  tags: z.array(z.string()),
+  createdAt: isoTime,
+  expiresAt: isoTime,
+  usedCount: z.number().int().nonnegative(),
+  /** Expired, used up (single-use) or revoked. */
+  usable: z.boolean(),
+});
+export type PreAuthKeyRecord = z.infer<typeof PreAuthKeyRecordSchema>;
+
+export const CreatePreAuthKey = defineRpc(
+  'keyreg.v1.create-preauth-key',
+  z.object({
+    userId: z.number().int().positive(),
+    tailnetId: z.number().int().positive().optional(),
+    reusable: z.boolean().default(false),
+    ephemeral: z.boolean().default(false),
+    tags: z.array(z.string().regex(/^tag:[a-zA-Z][a-zA-Z0-9-]*$/)).max(64).default([]),
+    expiresAt: isoTime,
+  }),
+  z.object({ key: z.string(), record: PreAuthKeyRecordSchema }),
+);
+export const ListPreAuthKeys = defineRpc(
+  'keyreg.v1.list-preauth-keys',
+  z.object({ userId: z.number().int().positive().optional() }),
+  z.object({ keys: z.array(PreAuthKeyRecordSchema) }),
+);
+export const ExpirePreAuthKey = defineRpc(
+  'keyreg.v1.expire-preauth-key',
+  z.object({ id: z.number().int().positive().optional(), prefix: z.string().optional() }),
+  z.object({ record: PreAuthKeyRecordSchema }),
+);

@@ -1,0 +1,69 @@
+/**
+ * Records carried by events and snapshots: the state one service owns, published for the others.
+ * Every record has a `version` that grows with each change, so consumers apply events idempotently
+ * (an event whose version is not newer than what they hold is ignored).
+ */
+import { z } from 'zod';
+
+export const isoTime = z.string().datetime({ offset: true });
+
+export const NodeRecordSchema = z.object({
+  id: z.number().int().positive(),
+  stableId: z.string().min(1),
+  tailnetId: z.number().int().positive(),
+  /** Owning user; null for tagged nodes (tags replace user identity). */
+  userId: z.number().int().positive().nullable(),
+  machineKey: z.string().startsWith('mkey:'),
+  nodeKey: z.string().startsWith('nodekey:'),
+  discoKey: z.string().startsWith('discokey:').nullable(),
+  ipv4: z.string(),
+  ipv6: z.string(),
+  hostname: z.string(),
+  givenName: z.string(),
+  hostinfo: z.record(z.unknown()).nullable(),
+  endpoints: z.array(z.string()),
+  homeDerp: z.number().int().nonnegative(),
+  tags: z.array(z.string()),
+  ephemeral: z.boolean(),
+  keyExpiry: isoTime.nullable(),
+  createdAt: isoTime,
+  lastSeen: isoTime.nullable(),
+  machineAuthorized: z.boolean(),
+  capVersion: z.number().int().nonnegative(),
+  routableIPs: z.array(z.string()),
+  approvedRoutes: z.array(z.string()),
+  version: z.number().int().nonnegative(),
+});
+export type NodeRecord = z.infer<typeof NodeRecordSchema>;
+
+export const UserRecordSchema = z.object({
+  id: z.number().int().positive(),
+  tailnetId: z.number().int().positive(),
+  name: z.string().min(1),
+  loginName: z.string().min(1),
+  displayName: z.string(),
+  email: z.string().nullable(),
+  profilePicUrl: z.string().nullable(),
+  provider: z.string(),
+  groups: z.array(z.string()),
+  createdAt: isoTime,
+  version: z.number().int().nonnegative(),
+});
+export type UserRecord = z.infer<typeof UserRecordSchema>;
+
+export const TailnetRecordSchema = z.object({
+  id: z.number().int().positive(),
+  name: z.string(),
+  /** MagicDNS base domain, e.g. `tailnet.switchboard.internal`. */
+  domain: z.string(),
+});
+export type TailnetRecord = z.infer<typeof TailnetRecordSchema>;
+
+export const PolicyRecordSchema = z.object({
+  tailnetId: z.number().int().positive(),
+  /** Monotonic policy version; 0 is the built-in default (allow all). */
+  version: z.number().int().nonnegative(),
+  /** HuJSON source; null means the default allow-all policy. */
+  text: z.string().nullable(),
+});
+export type PolicyRecord = z.infer<typeof PolicyRecordSchema>;

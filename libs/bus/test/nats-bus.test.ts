@@ -1,0 +1,220 @@
+/**
+ * Runs the bus contract against real NATS with JetStream (NATS_URL, default nats://127.0.0.1:4222),
+ * plus NATS-specific behaviour: malformed requests, stream setup, reconnects through a TCP proxy.
+ * Each run uses its own stream and subject prefix and deletes the stream afterwards.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { connect, nanos, StorageType, type NatsConnection } from 'nats';
+import { RemoteError } from '@switchboard/common';
+import { connectNatsBus, decodeReply, type NatsBus, type NatsBusOptions } from '../src/index.js';
+import { runBusContract, sleep, waitFor } from './bus-contract.js';
+import { TcpProxy } from './tcp-proxy.js';
+import { testLogger } from './test-logger.js';
+
+const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+const logger = testLogger('nats-bus-test');
+
+function natsTarget(): { host: string; port: number } {
+  const u = new URL(NATS_URL.split(',')[0]!.replace(/^nats:/, 'http:'));
+  return { host: u.hostname, port: Number(u.port || 4222) };
+}
+
+async function deleteStream(stream: string): Promise<void> {
+  const nc = await connect({ servers: NATS_URL });
+  try {
+    const jsm = await nc.jetstreamManager();
+    await jsm.streams.delete(stream).catch(() => false);
+  } finally {
+    await nc.close();
+  }
+}
+
+function uniqueRun(): { prefix: string; stream: string } {
+  const id = randomUUID().replaceAll('-', '').slice(0, 10);
+  return { prefix: `t${id}.`, stream: `SBTEST_${id}` };
+}
+
+runBusContract('nats', async ({ maxEvents }) => {
+  const { prefix, stream } = uniqueRun();
+  const buses: NatsBus[] = [];
+  return {
+    prefix,
+    newBus: async () => {
+      const b = await connectNatsBus({
+        servers: NATS_URL,
+        name: 'bus-contract-test',
+        stream,
+        subjects: [`${prefix}events.>`],
+        maxMsgs: maxEvents,
+        logger,
+      });
+      buses.push(b);
+      return b;
+    },
+    teardown: async () => {
+      await Promise.all(buses.map((b) => b.close()));
+      await deleteStream(stream);
+    },
+  };
+});
+
+void describe('nats bus specifics', () => {
+  const { prefix, stream } = uniqueRun();
+  const base: NatsBusOptions = {
+    servers: NATS_URL,
+    name: 'nats-bus-test',
+    stream,
+    subjects: [`${prefix}events.>`],
+    logger,
+  };
+  let bus: NatsBus;
+  let nc: NatsConnection;
+  let proxy: TcpProxy;
+
+  before(async () => {
+    bus = await connectNatsBus(base);
+    nc = await connect({ servers: NATS_URL });
+    const t = natsTarget();
+    proxy = new TcpProxy(t.host, t.port);
+    await proxy.listen();
+  });
+  after(async () => {
+    await bus.close();
+    await nc.close();
+    await proxy.close();
+    await deleteStream(stream);
+  });
+
+  void it('creates the stream with file storage, a 2-minute duplicate window and 7-day retention', async () => {
+    const jsm = await nc.jetstreamManager();
+    const info = await jsm.streams.info(stream);
+    assert.equal(info.config.storage, StorageType.File);
+    assert.equal(info.config.duplicate_window, nanos(120_000));
+    assert.equal(info.config.max_age, nanos(7 * 24 * 3600_000));
+    assert.deepEqual(info.config.subjects, [`${prefix}events.>`]);
+    // reconnecting with other limits updates them
+    const b2 = await connectNatsBus({ ...base, maxAgeMs: 3600_000 });
+    assert.equal((await jsm.streams.info(stream)).config.max_age, nanos(3600_000));
+    await b2.close();
+    const b3 = await connectNatsBus(base);
+    await b3.close();
+  });
+
+  void it('answers a malformed (non-JSON) request with invalid_input', async () => {
+    const s = `${prefix}rpc.malformed`;
+    let called = false;
+    const sub = bus.serve(s, 'q', async () => {
+      called = true;
+      return 1;
+    });
+    await sleep(20);
+    const msg = await nc.request(s, new TextEncoder().encode('{not json'), { timeout: 2000 });
+    assert.throws(
+      () => decodeReply(s, new TextDecoder().decode(msg.data)),
+      (err: unknown) => err instanceof RemoteError && err.code === 'invalid_input',
+    );
+    assert.equal(called, false);
+    await sub.unsubscribe();
+  });
+
+  void it('fails to connect with a message saying what to check', async () => {
+    await assert.rejects(
+      connectNatsBus({ ...base, servers: 'nats://127.0.0.1:1' }),
+      (err: unknown) =>
+        err instanceof Error && /NATS/.test(err.message) && (err as RemoteError).hint !== undefined,
+    );
+  });
+
+  void it('an event consumer survives a connection loss and resumes without loss or duplicates', async () => {
+    const viaProxy = await connectNatsBus({ ...base, servers: `nats://127.0.0.1:${proxy.port}` });
+    const s = `${prefix}events.reconnect`;
+    const got: number[] = [];
+    const gaps: unknown[] = [];
+    const from = (await bus.lastEventSeq()) + 1;
+    const sub = viaProxy.consumeEvents({
+      filter: s,
+      fromSeq: from,
+      handler: async (e) => void got.push((e.payload as { i: number }).i),
+      onGap: async (g) => void gaps.push(g),
+    });
+    for (let i = 0; i < 5; i++) await bus.publishEvent(s, { i }, `rc-${i}`);
+    await waitFor(() => got.length === 5, 5000, 'before the outage');
+    proxy.cut();
+    for (let i = 5; i < 15; i++) await bus.publishEvent(s, { i }, `rc-${i}`);
+    await sleep(300);
+    proxy.restore();
+    await waitFor(() => got.length === 15, 15_000, 'after the outage');
+    for (let i = 15; i < 20; i++) await bus.publishEvent(s, { i }, `rc-${i}`);
+    await waitFor(() => got.length === 20, 5000, 'live after the outage');
+    assert.deepEqual(got, [...Array(20).keys()]);
+    assert.deepEqual(gaps, []);
+    await sub.unsubscribe();
+    await viaProxy.close();
+  });
+
+  void it('calls onGap when events it missed during an outage were dropped by retention', async () => {
+    const small = uniqueRun();
+    const opts = { ...base, stream: small.stream, subjects: [`${small.prefix}events.>`], maxMsgs: 5 };
+    const direct = await connectNatsBus(opts);
+    const viaProxy = await connectNatsBus({ ...opts, servers: `nats://127.0.0.1:${proxy.port}` });
+    try {
+      const s = `${small.prefix}events.gap`;
+      const got: number[] = [];
+      const gaps: { expectedSeq: number; firstAvailableSeq: number }[] = [];
+      const sub = viaProxy.consumeEvents({
+        filter: s,
+        fromSeq: 1,
+        handler: async (e) => void got.push(e.seq),
+        onGap: async (g) => void gaps.push(g),
+      });
+      for (let i = 0; i < 3; i++) await direct.publishEvent(s, { i }, `g-${i}`);
+      await waitFor(() => got.length === 3, 5000, 'before the outage');
+      proxy.cut();
+      for (let i = 3; i < 15; i++) await direct.publishEvent(s, { i }, `g-${i}`);
+      await sleep(300);
+      proxy.restore();
+      await waitFor(() => got.length === 8, 15_000, 'after the outage');
+      assert.deepEqual(gaps, [{ expectedSeq: 4, firstAvailableSeq: 11 }]);
+      assert.deepEqual(got, [1, 2, 3, 11, 12, 13, 14, 15]);
+      await sub.unsubscribe();
+    } finally {
+      await viaProxy.close();
+      await direct.close();
+      await deleteStream(small.stream);
+    }
+  });
+
+  void it('requests during an outage time out with a useful message, then work again', async () => {
+    const viaProxy = await connectNatsBus({ ...base, servers: `nats://127.0.0.1:${proxy.port}` });
+    const s = `${prefix}rpc.outage`;
+    const sub = bus.serve(s, 'q', async () => 'pong');
+    await sleep(20);
+    assert.equal(await viaProxy.request(s, {}), 'pong');
+    proxy.cut();
+    await assert.rejects(
+      viaProxy.request(s, {}, { timeoutMs: 200 }),
+      (err: unknown) => err instanceof RemoteError && ['timeout', 'unavailable'].includes(err.code),
+    );
+    proxy.restore();
+    await waitFor(() => viaProxy.isConnected(), 10_000, 'reconnect');
+    assert.equal(await viaProxy.request(s, {}), 'pong');
+    await sub.unsubscribe();
+    await viaProxy.close();
+  });
+
+  void it('unsubscribing and closing leave no consumers behind on the stream', async () => {
+    const b = await connectNatsBus(base);
+    const subs = [0, 1, 2].map(() =>
+      b.consumeEvents({ filter: `${prefix}events.>`, fromSeq: 1, handler: async () => undefined }),
+    );
+    const jsm = await nc.jetstreamManager();
+    await waitFor(() => true);
+    await sleep(200);
+    assert.ok((await jsm.consumers.list(stream).next()).length >= 3);
+    await subs[0]!.unsubscribe();
+    await b.close();
+    assert.equal((await jsm.consumers.list(stream).next()).length, 0);
+  });
+});

@@ -1,1 +1,6 @@
-export {};
+export * from './identity.errors.js';
+export * from './identity.service.js';
+export * from './identity.runtime.js';
+export * from './identity.module.js';
+export * from './admin/admin.server.js';
+export { statusForCode } from './admin/admin.errors.js';

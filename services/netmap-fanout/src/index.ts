@@ -1,1 +1,7 @@
-export {};
+export * from './netmap-fanout.config.js';
+export * from './netmap-fanout.runtime.js';
+export * from './stream-registry.js';
+export * from './read-model.js';
+export * from './fanout-engine.js';
+export * from './map-builder.js';
+export { ALLOW_ALL_FILTER_JSON } from './policy-view.js';

@@ -1,1 +1,3 @@
-export {};
+export * from './policy-compiler.service.js';
+export * from './policy-compiler.runtime.js';
+export * from './policy-compiler.module.js';

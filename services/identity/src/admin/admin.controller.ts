@@ -1,0 +1,136 @@
+/**
+ * Admin REST API (/api/v1): users, pre-auth keys, nodes, API keys. Transport only: bodies are
+ * validated with zod here, the work is done by identity or key-registry over the bus.
+ */
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Query } from '@nestjs/common';
+import type { Bus } from '@switchboard/bus';
+import { ValidationError } from '@switchboard/common';
+import { callRpc, identity, keyRegistry, validateMessage } from '@switchboard/contracts';
+import { z } from 'zod';
+import type { IdentityService } from '../identity.service.js';
+import { IdentityError } from '../identity.errors.js';
+
+export const ADMIN_BUS = Symbol('ADMIN_BUS');
+export const ADMIN_IDENTITY = Symbol('ADMIN_IDENTITY');
+
+const durationRe = /^(\d+)(s|m|h|d)$/;
+export function expiryFrom(expiration: string | undefined, fallbackMs: number): string {
+  if (expiration === undefined) return new Date(Date.now() + fallbackMs).toISOString();
+  const m = durationRe.exec(expiration);
+  if (m) {
+    const unit = { s: 1e3, m: 6e4, h: 3.6e6, d: 8.64e7 }[m[2] as 's' | 'm' | 'h' | 'd'];
+    return new Date(Date.now() + Number(m[1]) * unit).toISOString();
+  }
+  const t = Date.parse(expiration);
+  if (Number.isNaN(t)) throw new ValidationError(`expiration "${expiration}" is neither a duration (90d, 12h) nor a time`);
+  return new Date(t).toISOString();
+}
+
+const idParam = z.coerce.number().int().positive();
+
+const CreateKeyBody = z.object({
+  user: z.union([z.string().min(1), z.number().int().positive()]),
+  reusable: z.boolean().default(false),
+  ephemeral: z.boolean().default(false),
+  tags: z.array(z.string()).default([]),
+  expiration: z.string().optional(),
+});
+
+@Controller('api/v1')
+export class AdminController {
+  constructor(
+    @Inject(ADMIN_BUS) private readonly bus: Bus,
+    @Inject(ADMIN_IDENTITY) private readonly ids: IdentityService,
+  ) {}
+
+  private async resolveUser(ref: string | number): Promise<number> {
+    const u = typeof ref === 'number' || /^\d+$/.test(ref) ? await this.ids.getUser({ id: Number(ref) }) : await this.ids.getUser({ name: ref });
+    if (!u) throw new IdentityError('user_not_found', `no user "${ref}"`, 'create it with "switchboard users create NAME"');
+    return u.id;
+  }
+
+  @Get('users')
+  async listUsers(): Promise<unknown> {
+    return { users: await this.ids.listUsers() };
+  }
+
+  @Post('users')
+  async createUser(@Body() body: unknown): Promise<unknown> {
+    const req = validateMessage(identity.CreateUser.request, body, 'POST /api/v1/users');
+    return { user: await this.ids.createUser(req) };
+  }
+
+  @Delete('users/:id')
+  async deleteUser(@Param('id') id: string): Promise<unknown> {
+    const uid = await this.resolveUser(id);
+    return { user: await this.ids.deleteUser(uid) };
+  }
+
+  @Get('preauthkeys')
+  async listKeys(@Query('user') user?: string): Promise<unknown> {
+    const userId = user !== undefined ? await this.resolveUser(user) : undefined;
+    return callRpc(this.bus, keyRegistry.ListPreAuthKeys, userId !== undefined ? { userId } : {});
+  }
+
+  @Post('preauthkeys')
+  async createKey(@Body() body: unknown): Promise<unknown> {
+    const req = validateMessage(CreateKeyBody, body, 'POST /api/v1/preauthkeys');
+    const userId = await this.resolveUser(req.user);
+    return callRpc(this.bus, keyRegistry.CreatePreAuthKey, {
+      userId,
+      reusable: req.reusable,
+      ephemeral: req.ephemeral,
+      tags: req.tags,
+      expiresAt: expiryFrom(req.expiration, 3_600_000),
+    });
+  }
+
+  @Post('preauthkeys/expire')
+  @HttpCode(200)
+  async expireKey(@Body() body: unknown): Promise<unknown> {
+    const req = validateMessage(z.object({ key: z.string().optional(), id: z.number().int().positive().optional() }), body, 'POST /api/v1/preauthkeys/expire');
+    if (req.key === undefined && req.id === undefined) throw new ValidationError('give "key" (its prefix or the whole key) or "id"');
+    return callRpc(this.bus, keyRegistry.ExpirePreAuthKey, { id: req.id, prefix: req.key });
+  }
+
+  @Get('nodes')
+  async listNodes(@Query('user') user?: string): Promise<unknown> {
+    const userId = user !== undefined ? await this.resolveUser(user) : undefined;
+    return callRpc(this.bus, keyRegistry.ListNodes, userId !== undefined ? { userId } : {});
+  }
+
+  @Delete('nodes/:id')
+  async deleteNode(@Param('id') id: string): Promise<unknown> {
+    return callRpc(this.bus, keyRegistry.DeleteNode, { nodeId: validateMessage(idParam, id, 'node id') });
+  }
+
+  @Post('nodes/:id/expire')
+  @HttpCode(200)
+  async expireNode(@Param('id') id: string): Promise<unknown> {
+    return callRpc(this.bus, keyRegistry.ExpireNode, { nodeId: validateMessage(idParam, id, 'node id') });
+  }
+
+  @Post('nodes/:id/approve')
+  @HttpCode(200)
+  async approveNode(@Param('id') id: string): Promise<unknown> {
+    return callRpc(this.bus, keyRegistry.ApproveNode, { nodeId: validateMessage(idParam, id, 'node id') });
+  }
+
+  @Get('apikeys')
+  async listApiKeys(): Promise<unknown> {
+    return { keys: await this.ids.listApiKeys() };
+  }
+
+  @Post('apikeys')
+  async createApiKey(@Body() body: unknown): Promise<unknown> {
+    const req = validateMessage(z.object({ expiration: z.string().optional() }), body ?? {}, 'POST /api/v1/apikeys');
+    return this.ids.createApiKey(expiryFrom(req.expiration, 90 * 86_400_000));
+  }
+
+  @Post('apikeys/expire')
+  @HttpCode(200)
+  async expireApiKey(@Body() body: unknown): Promise<unknown> {
+    const req = validateMessage(z.object({ prefix: z.string().min(1) }), body, 'POST /api/v1/apikeys/expire');
+    return { record: await this.ids.expireApiKey(req.prefix) };
+  }
+}

@@ -1,0 +1,407 @@
+/**
+ * The fan-out engine: holds this replica's map streams and turns read-model changes into per-stream
+ * deltas. It separates what changed (ModelChange values, merged per stream until the next tick), who
+ * gets it (visibility through the policy view, tracked per stream in a compact bitset of sent
+ * peers), and how it is rendered (map-builder; identical frames are compressed once per tick and the
+ * same bytes written to every stream that needs them).
+ */
+import type { Logger } from '@switchboard/common';
+import type { NodeRecord } from '@switchboard/contracts';
+import { Bitset, SlotMap } from './bitset.js';
+import { dnsConfig, peerPatch, PeerJsonCache, renderNode, TAGGED_USER_ID, userProfile, type MapSettings } from './map-builder.js';
+import type { ModelChange, ReadModel } from './read-model.js';
+
+export interface StreamSink {
+  /** Writes one encoded map frame. */
+  write(frame: Buffer): void;
+  /** Ends the stream (the client will reconnect or, for a deleted node, get 404 next time). */
+  close(reason: string): void;
+}
+
+/** What the policy lets a viewer see and accept. */
+export interface PolicyView {
+  canSee(viewer: NodeRecord, peer: NodeRecord): boolean;
+  /** JSON of the viewer's []FilterRule. */
+  filterJson(viewer: NodeRecord): string;
+}
+
+export interface FrameEncoder {
+  encode(json: string): Buffer;
+  readonly keepAlive: Buffer;
+}
+
+interface Pending {
+  self: boolean;
+  full: boolean;
+  /** Re-send every visible peer entry (their rendering changed, e.g. the tailnet domain). */
+  resendPeers: boolean;
+  deleted: boolean;
+  changed: Set<number>;
+  removed: Set<number>;
+  patches: Map<number, Record<string, unknown>>;
+  profiles: Set<number>;
+}
+
+export class MapStream {
+  readonly sentPeers = new Bitset();
+  readonly sentUsers = new Set<number>();
+  pending: Pending | null = null;
+  lastWrite = Date.now();
+  closed = false;
+  constructor(
+    readonly id: string,
+    readonly nodeId: number,
+    readonly tailnetId: number,
+    readonly sink: StreamSink,
+    readonly keepAliveJitterMs: number,
+  ) {}
+}
+
+export interface FanoutEngineOptions {
+  model: ReadModel;
+  settings: MapSettings;
+  policy: PolicyView;
+  encoder: FrameEncoder;
+  logger: Logger;
+  keepAliveMs?: number;
+  now?: () => number;
+}
+
+function emptyPending(): Pending {
+  return {
+    self: false,
+    full: false,
+    resendPeers: false,
+    deleted: false,
+    changed: new Set(),
+    removed: new Set(),
+    patches: new Map(),
+    profiles: new Set(),
+  };
+}
+
+export class FanoutEngine {
+  private readonly streamsByNode = new Map<number, MapStream>();
+  private readonly slots = new SlotMap();
+  private readonly peerJson = new PeerJsonCache();
+  private readonly queue: ModelChange[] = [];
+  private scheduled = false;
+  private keepAliveTimer: NodeJS.Timeout | undefined;
+  private readonly keepAliveMs: number;
+  private readonly now: () => number;
+  /** Frames written (all kinds) and bytes, for metrics. */
+  stats = { frames: 0, bytes: 0, flushes: 0, encodes: 0 };
+
+  constructor(private readonly o: FanoutEngineOptions) {
+    this.keepAliveMs = o.keepAliveMs ?? 50_000;
+    this.now = o.now ?? Date.now;
+  }
+
+  start(): void {
+    this.keepAliveTimer = setInterval(() => this.keepAlives(), Math.min(1000, this.keepAliveMs / 4));
+    this.keepAliveTimer.unref();
+  }
+
+  stop(): void {
+    if (this.keepAliveTimer) clearInterval(this.keepAliveTimer);
+    for (const s of [...this.streamsByNode.values()]) this.close(s, 'server shutting down');
+  }
+
+  get streamCount(): number {
+    return this.streamsByNode.size;
+  }
+
+  streamFor(nodeId: number): MapStream | undefined {
+    return this.streamsByNode.get(nodeId);
+  }
+
+  /** Opens a stream: writes the full map at once; a previous stream of the same node is closed. */
+  open(id: string, node: NodeRecord, sink: StreamSink): MapStream {
+    const old = this.streamsByNode.get(node.id);
+    if (old) this.close(old, 'superseded by a newer stream of the same node');
+    const s = new MapStream(id, node.id, node.tailnetId, sink, Math.floor(Math.random() * 9000));
+    this.streamsByNode.set(node.id, s);
+    this.write(s, this.o.encoder.encode(this.fullMap(node, s)));
+    return s;
+  }
+
+  /** Closes a stream if it is still the node's current one. */
+  close(s: MapStream, reason: string): void {
+    if (s.closed) return;
+    s.closed = true;
+    if (this.streamsByNode.get(s.nodeId) === s) this.streamsByNode.delete(s.nodeId);
+    try {
+      s.sink.close(reason);
+    } catch (err) {
+      this.o.logger.warn('closing a map stream failed', { nodeId: s.nodeId, err });
+    }
+  }
+
+  /** Detaches a stream whose client went away (no close call on the sink). */
+  detach(s: MapStream): void {
+    s.closed = true;
+    if (this.streamsByNode.get(s.nodeId) === s) this.streamsByNode.delete(s.nodeId);
+  }
+
+  /**
+   * Full map for one node: self, DERP map, DNS, filter, profiles, every visible peer. With a stream,
+   * records what was sent so later deltas are relative to it.
+   */
+  fullMap(self: NodeRecord, s?: MapStream): string {
+    const { model, settings, policy } = this.o;
+    const now = this.now();
+    const tailnet = model.tailnets.get(self.tailnetId);
+    const authorized = self.machineAuthorized;
+    const peers: NodeRecord[] = [];
+    if (authorized) {
+      for (const p of model.nodes.values()) {
+        if (p.id === self.id || p.tailnetId !== self.tailnetId) continue;
+        if (policy.canSee(self, p)) peers.push(p);
+      }
+      peers.sort((a, b) => a.id - b.id);
+    }
+    const users = new Set<number>([self.userId ?? TAGGED_USER_ID]);
+    const peerParts: string[] = [];
+    for (const p of peers) {
+      s?.sentPeers.add(this.slots.slot(p.id));
+      users.add(p.userId ?? TAGGED_USER_ID);
+      peerParts.push(this.peerJson.get(p, tailnet, model.online.has(p.id), now, settings));
+    }
+    if (s) for (const u of users) s.sentUsers.add(u);
+    const parts = [
+      `"Node":${JSON.stringify(renderNode(self, { tailnet, online: true, now, self: true, settings }))}`,
+      `"DERPMap":${JSON.stringify(settings.derpMap)}`,
+      `"DNSConfig":${JSON.stringify(dnsConfig(tailnet, settings))}`,
+      `"Domain":${JSON.stringify(tailnet?.domain ?? '')}`,
+      `"PacketFilter":${authorized ? policy.filterJson(self) : '[]'}`,
+      `"UserProfiles":${JSON.stringify([...users].sort((a, b) => a - b).map((u) => userProfile(u, model.users)))}`,
+      `"ControlTime":"${new Date(now).toISOString()}"`,
+    ];
+    if (peerParts.length > 0) parts.push(`"Peers":[${peerParts.join(',')}]`);
+    return `{${parts.join(',')}}`;
+  }
+
+  /** Queues read-model changes; streams get their deltas on the next tick. */
+  apply(changes: ModelChange[]): void {
+    if (changes.length === 0) return;
+    this.queue.push(...changes);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private pendingOf(s: MapStream): Pending {
+    return (s.pending ??= emptyPending());
+  }
+
+  private route(c: ModelChange): void {
+    const { model, policy } = this.o;
+    const now = this.now();
+    switch (c.kind) {
+      case 'node': {
+        const self = this.streamsByNode.get(c.nodeId);
+        if (self) {
+          const p = this.pendingOf(self);
+          if (!c.after) p.deleted = true;
+          else if (c.before && c.before.machineAuthorized !== c.after.machineAuthorized) p.full = true;
+          else p.self = true;
+        }
+        const slot = this.slots.peek(c.nodeId);
+        for (const s of this.streamsByNode.values()) {
+          if (s.nodeId === c.nodeId || s.tailnetId !== c.tailnetId) continue;
+          const viewer = model.nodes.get(s.nodeId);
+          if (!viewer || !viewer.machineAuthorized) continue;
+          const had = slot !== undefined && s.sentPeers.has(slot);
+          const visible = c.after !== undefined && policy.canSee(viewer, c.after);
+          if (visible && !had) {
+            this.pendingOf(s).changed.add(c.nodeId);
+          } else if (visible && had) {
+            const p = this.pendingOf(s);
+            if (p.changed.has(c.nodeId)) continue;
+            const patch = c.before ? peerPatch(c.before, c.after!, now) : null;
+            if (patch) p.patches.set(c.nodeId, { ...p.patches.get(c.nodeId), ...patch });
+            else {
+              p.patches.delete(c.nodeId);
+              p.changed.add(c.nodeId);
+            }
+          } else if (!visible && had) {
+            const p = this.pendingOf(s);
+            p.changed.delete(c.nodeId);
+            p.patches.delete(c.nodeId);
+            p.removed.add(c.nodeId);
+          }
+        }
+        return;
+      }
+      case 'presence': {
+        const slot = this.slots.peek(c.nodeId);
+        if (slot === undefined) return;
+        const node = model.nodes.get(c.nodeId);
+        for (const s of this.streamsByNode.values()) {
+          if (s.tailnetId !== c.tailnetId || !s.sentPeers.has(slot)) continue;
+          const p = this.pendingOf(s);
+          if (p.changed.has(c.nodeId)) continue;
+          const patch: Record<string, unknown> = { NodeID: c.nodeId, Online: c.online };
+          if (!c.online) patch.LastSeen = c.at;
+          else if (node?.lastSeen) patch.LastSeen = node.lastSeen;
+          p.patches.set(c.nodeId, { ...p.patches.get(c.nodeId), ...patch });
+        }
+        return;
+      }
+      case 'user': {
+        for (const s of this.streamsByNode.values()) if (s.sentUsers.has(c.userId)) this.pendingOf(s).profiles.add(c.userId);
+        return;
+      }
+      case 'tailnet': {
+        for (const s of this.streamsByNode.values()) {
+          if (s.tailnetId !== c.tailnetId) continue;
+          const p = this.pendingOf(s);
+          p.full = true;
+          p.resendPeers = true;
+        }
+        return;
+      }
+      case 'policy': {
+        for (const s of this.streamsByNode.values()) if (s.tailnetId === c.tailnetId) this.pendingOf(s).full = true;
+        return;
+      }
+    }
+  }
+
+  /** Drains the queue: routes every change, then renders and writes one message per affected stream. */
+  flush(): void {
+    this.scheduled = false;
+    const changes = this.queue.splice(0);
+    if (changes.length === 0) return;
+    this.stats.flushes++;
+    const removedNodes: number[] = [];
+    for (const c of changes) {
+      try {
+        this.route(c);
+      } catch (err) {
+        this.o.logger.error('could not route a change to streams; affected streams get a full map', { err, change: c.kind });
+        for (const s of this.streamsByNode.values()) this.pendingOf(s).full = true;
+      }
+      if (c.kind === 'node' && !c.after) removedNodes.push(c.nodeId);
+    }
+    const frames = new Map<string, Buffer>();
+    for (const s of [...this.streamsByNode.values()]) {
+      const p = s.pending;
+      if (!p) continue;
+      s.pending = null;
+      try {
+        this.deliver(s, p, frames);
+      } catch (err) {
+        this.o.logger.error('could not deliver a map delta; closing the stream so the client resyncs', {
+          nodeId: s.nodeId,
+          err,
+        });
+        this.close(s, 'internal error');
+      }
+    }
+    for (const id of removedNodes) {
+      if (this.o.model.nodes.has(id)) continue;
+      const slot = this.slots.peek(id);
+      if (slot !== undefined) for (const s of this.streamsByNode.values()) s.sentPeers.delete(slot);
+      this.slots.release(id);
+      this.peerJson.delete(id);
+    }
+  }
+
+  private deliver(s: MapStream, p: Pending, frames: Map<string, Buffer>): void {
+    const { model, settings, policy } = this.o;
+    const self = model.nodes.get(s.nodeId);
+    const now = this.now();
+    if (p.deleted || !self) {
+      this.close(s, 'node deleted');
+      return;
+    }
+    const tailnet = model.tailnets.get(s.tailnetId);
+    if (p.full) {
+      // Recompute the whole peer set against what this stream holds.
+      for (const peer of model.nodes.values()) {
+        if (peer.id === s.nodeId || peer.tailnetId !== s.tailnetId) continue;
+        const slot = this.slots.peek(peer.id);
+        const had = slot !== undefined && s.sentPeers.has(slot);
+        const visible = self.machineAuthorized && policy.canSee(self, peer);
+        if (visible && !had) p.changed.add(peer.id);
+        else if (!visible && had) p.removed.add(peer.id);
+        else if (visible && had && p.resendPeers) p.changed.add(peer.id);
+      }
+      p.self = true;
+    }
+    const parts: string[] = [];
+    if (p.self) parts.push(`"Node":${JSON.stringify(renderNode(self, { tailnet, online: true, now, self: true, settings }))}`);
+    if (p.full) {
+      parts.push(`"DNSConfig":${JSON.stringify(dnsConfig(tailnet, settings))}`);
+      parts.push(`"Domain":${JSON.stringify(tailnet?.domain ?? '')}`);
+      parts.push(`"PacketFilter":${self.machineAuthorized ? policy.filterJson(self) : '[]'}`);
+    }
+    if (p.removed.size > 0) {
+      const ids = [...p.removed].sort((a, b) => a - b);
+      for (const id of ids) {
+        const slot = this.slots.peek(id);
+        if (slot !== undefined) s.sentPeers.delete(slot);
+      }
+      parts.push(`"PeersRemoved":[${ids.join(',')}]`);
+    }
+    const newUsers: number[] = [];
+    if (p.changed.size > 0) {
+      const ids = [...p.changed].sort((a, b) => a - b);
+      const entries: string[] = [];
+      for (const id of ids) {
+        const peer = model.nodes.get(id);
+        if (!peer) continue;
+        s.sentPeers.add(this.slots.slot(id));
+        const uid = peer.userId ?? TAGGED_USER_ID;
+        if (!s.sentUsers.has(uid)) {
+          s.sentUsers.add(uid);
+          newUsers.push(uid);
+        }
+        entries.push(this.peerJson.get(peer, tailnet, model.online.has(id), now, settings));
+      }
+      if (entries.length > 0) parts.push(`"PeersChanged":[${entries.join(',')}]`);
+    }
+    if (p.patches.size > 0) {
+      const patches = [...p.patches.entries()].sort((a, b) => a[0] - b[0]).map(([, v]) => v);
+      parts.push(`"PeersChangedPatch":${JSON.stringify(patches)}`);
+    }
+    for (const u of p.profiles) newUsers.push(u);
+    if (newUsers.length > 0) {
+      const uniq = [...new Set(newUsers)].sort((a, b) => a - b);
+      parts.push(`"UserProfiles":${JSON.stringify(uniq.map((u) => userProfile(u, model.users)))}`);
+    }
+    if (parts.length === 0) return;
+    // Seconds resolution keeps frames identical across streams within a tick, so they compress once.
+    parts.push(`"ControlTime":"${new Date(Math.floor(now / 1000) * 1000).toISOString()}"`);
+    const json = `{${parts.join(',')}}`;
+    let frame = frames.get(json);
+    if (!frame) {
+      frame = this.o.encoder.encode(json);
+      this.stats.encodes++;
+      frames.set(json, frame);
+    }
+    this.write(s, frame);
+  }
+
+  private write(s: MapStream, frame: Buffer): void {
+    if (s.closed) return;
+    s.lastWrite = this.now();
+    this.stats.frames++;
+    this.stats.bytes += frame.length;
+    try {
+      s.sink.write(frame);
+    } catch (err) {
+      this.o.logger.warn('writing to a map stream failed; closing it', { nodeId: s.nodeId, err });
+      this.close(s, 'write failed');
+    }
+  }
+
+  private keepAlives(): void {
+    const now = this.now();
+    for (const s of this.streamsByNode.values()) {
+      if (now - s.lastWrite >= this.keepAliveMs + s.keepAliveJitterMs * (this.keepAliveMs / 50_000)) this.write(s, this.o.encoder.keepAlive);
+    }
+  }
+}

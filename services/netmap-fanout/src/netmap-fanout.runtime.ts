@@ -1,0 +1,140 @@
+/**
+ * Assembles one netmap-fanout replica: read model + sync, fan-out engine, control handlers, the
+ * client edge, and the cross-replica broadcasts (stream claims, presence).
+ */
+import { hostname } from 'node:os';
+import type { Bus, Subscription } from '@switchboard/bus';
+import type { Logger } from '@switchboard/common';
+import { fanout, subscribeBroadcast } from '@switchboard/contracts';
+import { encodeMapFrame, keepAliveFrame, type PrivateKey } from '@switchboard/protocol';
+import { ControlHandlers } from './control-handlers.js';
+import { EdgeServer } from './edge.server.js';
+import { FanoutEngine, type PolicyView } from './fanout-engine.js';
+import type { FanoutConfig } from './netmap-fanout.config.js';
+import { AllowAllPolicyView } from './policy-view.js';
+import { ReadModel } from './read-model.js';
+import type { StreamRegistry } from './stream-registry.js';
+import { ModelSync } from './sync.js';
+
+export interface FanoutRuntimeOptions {
+  bus: Bus;
+  logger: Logger;
+  config: FanoutConfig;
+  registry: StreamRegistry;
+  serverPrivate: PrivateKey;
+  derpMap: Record<string, unknown>;
+  host: string;
+  port: number;
+}
+
+export class NetmapFanoutRuntime {
+  readonly model = new ReadModel();
+  readonly engine: FanoutEngine;
+  readonly sync: ModelSync;
+  readonly edge: EdgeServer;
+  readonly replicaId: string;
+  readonly policy: PolicyView = new AllowAllPolicyView();
+  private readonly handlers: ControlHandlers;
+  private subs: Subscription[] = [];
+
+  constructor(private readonly o: FanoutRuntimeOptions) {
+    this.replicaId = o.config.REPLICA_ID ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 6)}`;
+    const log = o.logger;
+    this.engine = new FanoutEngine({
+      model: this.model,
+      settings: {
+        derpMap: o.derpMap,
+        magicDns: o.config.MAGIC_DNS,
+        nameservers: o.config.DNS_NAMESERVERS,
+        disableCaptivePortalDetection: o.config.DISABLE_CAPTIVE_PORTAL_DETECTION,
+      },
+      policy: this.policy,
+      encoder: { encode: (json) => encodeMapFrame(json), keepAlive: keepAliveFrame() },
+      logger: log.child('engine'),
+      keepAliveMs: o.config.KEEPALIVE_INTERVAL_MS,
+    });
+    this.sync = new ModelSync(o.bus, this.model, (changes) => this.engine.apply(changes), log.child('sync'));
+    this.handlers = new ControlHandlers({
+      bus: o.bus,
+      model: this.model,
+      engine: this.engine,
+      sync: this.sync,
+      registry: o.registry,
+      replicaId: this.replicaId,
+      logger: log.child('control'),
+      encodeFrame: (json) => encodeMapFrame(json),
+    });
+    this.edge = new EdgeServer({
+      host: o.host,
+      port: o.port,
+      serverPrivate: o.serverPrivate,
+      handlers: this.handlers,
+      logger: log.child('edge'),
+      minCapVersion: o.config.MIN_CAPABILITY_VERSION,
+      extraRoutes: (req, res) => {
+        if (req.url === '/ready') {
+          const ok = this.sync.ready;
+          res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ready\n' : 'loading read model\n');
+          return true;
+        }
+        if (req.url === '/metrics') {
+          res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(this.metrics());
+          return true;
+        }
+        return false;
+      },
+    });
+  }
+
+  async start(): Promise<void> {
+    const log = this.o.logger;
+    this.subs.push(
+      subscribeBroadcast(
+        this.o.bus,
+        fanout.StreamClaimed,
+        (m) => this.handlers.onStreamClaimed(m.nodeId, m.replicaId, m.streamId),
+        (err) => log.warn('ignored malformed stream claim', { err }),
+      ),
+      subscribeBroadcast(
+        this.o.bus,
+        fanout.Presence,
+        (m) => {
+          const c = this.model.setOnline(m.nodeId, m.online, m.at);
+          if (c) this.engine.apply([c]);
+        },
+        (err) => log.warn('ignored malformed presence message', { err }),
+      ),
+    );
+    await this.sync.start();
+    this.engine.start();
+    await this.edge.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.edge.stop();
+    const held = [...this.model.nodes.keys()].filter((id) => this.engine.streamFor(id));
+    this.engine.stop();
+    await this.o.registry.releaseReplica(this.replicaId, held).catch(() => undefined);
+    await Promise.all(this.subs.map((s) => s.unsubscribe()));
+    await this.sync.stop();
+  }
+
+  metrics(): string {
+    const s = this.engine.stats;
+    const c = this.edge.counters;
+    return [
+      `switchboard_fanout_streams ${this.engine.streamCount}`,
+      `switchboard_fanout_nodes ${this.model.nodes.size}`,
+      `switchboard_fanout_frames_total ${s.frames}`,
+      `switchboard_fanout_frame_bytes_total ${s.bytes}`,
+      `switchboard_fanout_encodes_total ${s.encodes}`,
+      `switchboard_fanout_flushes_total ${s.flushes}`,
+      `switchboard_fanout_event_seq ${this.sync.lastSeq}`,
+      `switchboard_edge_upgrades_total ${c.upgrades}`,
+      `switchboard_edge_upgrade_failures_total ${c.upgradeFailures}`,
+      `switchboard_edge_requests_total ${c.requests}`,
+      `switchboard_edge_bad_requests_total ${c.badRequests}`,
+      '',
+    ].join('\n');
+  }
+}

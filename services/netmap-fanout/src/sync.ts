@@ -1,0 +1,137 @@
+/**
+ * Keeps the read model current: loads snapshots from key-registry, identity and policy-compiler,
+ * then consumes the event log from the sequence noted before the snapshots. Events are applied
+ * idempotently (version-gated), so overlap between snapshot and log is harmless; a gap (events lost
+ * to retention, or a consumer that could not resume) triggers a fresh snapshot.
+ */
+import type { Bus, BusEvent, Subscription } from '@switchboard/bus';
+import type { Logger } from '@switchboard/common';
+import {
+  ALL_EVENTS_FILTER,
+  NodeRemoved,
+  NodeUpserted,
+  PolicyChanged,
+  TailnetUpserted,
+  UserRemoved,
+  UserUpserted,
+  callRpc,
+  identity,
+  keyRegistry,
+  policy,
+  validateMessage,
+} from '@switchboard/contracts';
+import type { ModelChange, ReadModel } from './read-model.js';
+
+export class ModelSync {
+  private sub: Subscription | undefined;
+  private resyncing: Promise<void> | undefined;
+  lastSeq = 0;
+  ready = false;
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly model: ReadModel,
+    private readonly onChanges: (changes: ModelChange[]) => void,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.resync();
+    this.ready = true;
+  }
+
+  private async loadSnapshots(): Promise<number> {
+    const seq = await this.bus.lastEventSeq();
+    const [kr, ids, pol] = await Promise.all([
+      callRpc(this.bus, keyRegistry.Snapshot, {}, { timeoutMs: 30_000 }),
+      callRpc(this.bus, identity.IdentitySnapshot, {}, { timeoutMs: 30_000 }),
+      callRpc(this.bus, policy.PolicySnapshot, {}, { timeoutMs: 30_000 }),
+    ]);
+    const changes: ModelChange[] = [
+      ...this.model.replaceUsers(ids.users),
+      ...this.model.replaceNodes(kr.tailnets, kr.nodes),
+    ];
+    for (const p of pol.policies) {
+      const c = this.model.setPolicy(p);
+      if (c) changes.push(c);
+    }
+    this.onChanges(changes);
+    this.log.info('read model loaded from snapshots', {
+      nodes: kr.nodes.length,
+      users: ids.users.length,
+      fromSeq: seq + 1,
+    });
+    return seq;
+  }
+
+  /** Reloads snapshots and restarts consumption; concurrent calls share one resync. */
+  resync(): Promise<void> {
+    this.resyncing ??= (async () => {
+      try {
+        if (this.sub) await this.sub.unsubscribe();
+        const seq = await this.loadSnapshots();
+        this.lastSeq = seq;
+        this.sub = this.bus.consumeEvents({
+          filter: ALL_EVENTS_FILTER,
+          fromSeq: seq + 1,
+          handler: (ev) => this.handle(ev),
+          onGap: async (info) => {
+            this.log.warn('event log gap; reloading snapshots', info);
+            setImmediate(() => {
+              this.resync().catch((err: unknown) => this.log.error('resync after gap failed', { err }));
+            });
+          },
+        });
+      } finally {
+        this.resyncing = undefined;
+      }
+    })();
+    return this.resyncing;
+  }
+
+  private async handle(ev: BusEvent): Promise<void> {
+    this.lastSeq = ev.seq;
+    let change: ModelChange | null = null;
+    try {
+      switch (ev.subject) {
+        case NodeUpserted.subject:
+          change = this.model.upsertNode(validateMessage(NodeUpserted.payload, ev.payload, ev.subject).node);
+          break;
+        case NodeRemoved.subject: {
+          const m = validateMessage(NodeRemoved.payload, ev.payload, ev.subject);
+          change = this.model.removeNode(m.nodeId, m.version);
+          break;
+        }
+        case UserUpserted.subject:
+          change = this.model.upsertUser(validateMessage(UserUpserted.payload, ev.payload, ev.subject).user);
+          break;
+        case UserRemoved.subject: {
+          const m = validateMessage(UserRemoved.payload, ev.payload, ev.subject);
+          change = this.model.removeUser(m.userId, m.version);
+          break;
+        }
+        case TailnetUpserted.subject:
+          change = this.model.upsertTailnet(validateMessage(TailnetUpserted.payload, ev.payload, ev.subject).tailnet);
+          break;
+        case PolicyChanged.subject:
+          change = this.model.setPolicy(validateMessage(PolicyChanged.payload, ev.payload, ev.subject).policy);
+          break;
+        default:
+          return;
+      }
+    } catch (err) {
+      this.log.error('ignored an invalid event', { seq: ev.seq, subject: ev.subject, err });
+      return;
+    }
+    if (change) this.onChanges([change]);
+  }
+
+  /** Applies a record fetched directly (e.g. a node that registered before its event arrived). */
+  applyDirect(change: ModelChange | null): void {
+    if (change) this.onChanges([change]);
+  }
+
+  async stop(): Promise<void> {
+    if (this.sub) await this.sub.unsubscribe();
+  }
+}

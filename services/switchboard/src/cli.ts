@@ -1,0 +1,243 @@
+/**
+ * The `switchboard` command line. Admin verbs follow headscale's where they overlap (users,
+ * preauthkeys, nodes; --output json) and talk to the admin API: over the local unix socket without
+ * credentials, or with --server URL --api-key KEY over the network.
+ */
+import { parseArgs } from 'node:util';
+import { join } from 'node:path';
+import { homedir } from 'node:os';
+import { SwitchboardError } from '@switchboard/common';
+import { adminCall, AdminApiError, type AdminTarget } from './admin-client.js';
+
+export interface CliIO {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  env: Record<string, string | undefined>;
+}
+
+export const USAGE = `switchboard — a Tailscale-compatible coordination server
+
+Server:
+  switchboard serve [--in-memory]            all services in one process (embedded defaults)
+  switchboard service NAME                   one service: key-registry | identity | policy-compiler | netmap-fanout
+
+Admin (talks to the admin API):
+  switchboard users create NAME [--display-name X] [--email E]
+  switchboard users list
+  switchboard users delete NAME|ID
+  switchboard preauthkeys create --user NAME [--reusable] [--ephemeral] [--tags tag:a,tag:b] [--expiration 1h]
+  switchboard preauthkeys list [--user NAME]
+  switchboard preauthkeys expire KEY|PREFIX
+  switchboard nodes list [--user NAME]
+  switchboard nodes delete|expire|approve ID   (or -i/--identifier ID)
+  switchboard apikeys create [--expiration 90d] | list | expire PREFIX
+
+Options:
+  -o, --output json|table   output format (default table)
+  --socket PATH             admin socket (default $DATA_DIR/admin.sock)
+  --server URL --api-key K  use the admin API over the network (or SWITCHBOARD_SERVER / SWITCHBOARD_API_KEY)
+`;
+
+type Row = Record<string, unknown>;
+
+function table(rows: Row[], cols: [string, (r: Row) => unknown][]): string {
+  const cells = rows.map((r) => cols.map(([, f]) => fmt(f(r))));
+  const widths = cols.map(([h], i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
+  const line = (vals: string[]): string => vals.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [line(cols.map(([h]) => h)), ...cells.map(line)].join('\n') + '\n';
+}
+
+function fmt(v: unknown): string {
+  if (v === null || v === undefined) return '-';
+  if (Array.isArray(v)) return v.length ? v.join(',') : '-';
+  if (typeof v === 'boolean') return v ? 'yes' : 'no';
+  if (typeof v === 'object') return JSON.stringify(v);
+  return String(v as string | number);
+}
+
+function usageError(msg: string): SwitchboardError {
+  return new SwitchboardError('usage', msg, 'run "switchboard --help"');
+}
+
+export async function runAdminCli(argv: string[], io: CliIO): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      output: { type: 'string', short: 'o', default: 'table' },
+      socket: { type: 'string' },
+      server: { type: 'string' },
+      'api-key': { type: 'string' },
+      user: { type: 'string', short: 'u' },
+      reusable: { type: 'boolean', default: false },
+      ephemeral: { type: 'boolean', default: false },
+      tags: { type: 'string' },
+      expiration: { type: 'string', short: 'e' },
+      identifier: { type: 'string', short: 'i' },
+      'display-name': { type: 'string' },
+      email: { type: 'string' },
+      force: { type: 'boolean', default: false },
+      prefix: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help || positionals.length === 0) {
+    io.out(USAGE);
+    return 0;
+  }
+  const json = values.output === 'json';
+  if (!json && values.output !== 'table') throw usageError(`--output must be json or table, not "${values.output}"`);
+  const dataDir = io.env.DATA_DIR ?? join(io.env.XDG_DATA_HOME ?? join(homedir(), '.local', 'share'), 'switchboard');
+  const server = values.server ?? io.env.SWITCHBOARD_SERVER;
+  const target: AdminTarget = server
+    ? { server, apiKey: values['api-key'] ?? io.env.SWITCHBOARD_API_KEY ?? '' }
+    : { socketPath: values.socket ?? io.env.ADMIN_SOCKET ?? join(dataDir, 'admin.sock') };
+  const call = (method: string, path: string, body?: unknown): Promise<unknown> => adminCall(target, method, path, body);
+  const print = (data: unknown, render: () => string): void => io.out(json ? JSON.stringify(data, null, 2) + '\n' : render());
+  const [group, verb, ...rest] = positionals;
+  const idArg = (): string => {
+    const id = values.identifier ?? rest[0];
+    if (!id) throw usageError(`${group} ${verb} needs an ID (positional or --identifier)`);
+    return id;
+  };
+
+  switch (`${group} ${verb ?? ''}`.trim()) {
+    case 'users create': {
+      const name = rest[0];
+      if (!name) throw usageError('users create needs a NAME');
+      const r = (await call('POST', '/api/v1/users', {
+        name,
+        ...(values['display-name'] ? { displayName: values['display-name'] } : {}),
+        ...(values.email ? { email: values.email } : {}),
+      })) as { user: Row };
+      print(r.user, () => `User "${String(r.user.name)}" created (id ${String(r.user.id)})\n`);
+      return 0;
+    }
+    case 'users list': {
+      const r = (await call('GET', '/api/v1/users')) as { users: Row[] };
+      print(r.users, () =>
+        table(r.users, [
+          ['ID', (u) => u.id],
+          ['Name', (u) => u.name],
+          ['Login', (u) => u.loginName],
+          ['Created', (u) => u.createdAt],
+        ]),
+      );
+      return 0;
+    }
+    case 'users delete':
+    case 'users destroy': {
+      const r = (await call('DELETE', `/api/v1/users/${encodeURIComponent(idArg())}`)) as { user: Row };
+      print(r.user, () => `User "${String(r.user.name)}" deleted\n`);
+      return 0;
+    }
+    case 'preauthkeys create': {
+      if (!values.user) throw usageError('preauthkeys create needs --user NAME');
+      const tags = values.tags ? values.tags.split(',').map((t) => t.trim()).filter(Boolean) : [];
+      const r = (await call('POST', '/api/v1/preauthkeys', {
+        user: values.user,
+        reusable: values.reusable,
+        ephemeral: values.ephemeral,
+        tags,
+        ...(values.expiration ? { expiration: values.expiration } : {}),
+      })) as { key: string; record: Row };
+      print(r, () => `${r.key}\n`);
+      return 0;
+    }
+    case 'preauthkeys list': {
+      const q = values.user ? `?user=${encodeURIComponent(values.user)}` : '';
+      const r = (await call('GET', `/api/v1/preauthkeys${q}`)) as { keys: Row[] };
+      print(r.keys, () =>
+        table(r.keys, [
+          ['ID', (k) => k.id],
+          ['Key prefix', (k) => k.prefix],
+          ['User', (k) => k.userId],
+          ['Reusable', (k) => k.reusable],
+          ['Ephemeral', (k) => k.ephemeral],
+          ['Used', (k) => k.usedCount],
+          ['Usable', (k) => k.usable],
+          ['Expiration', (k) => k.expiresAt],
+          ['Tags', (k) => k.tags],
+        ]),
+      );
+      return 0;
+    }
+    case 'preauthkeys expire': {
+      const key = values.prefix ?? rest[0];
+      if (!key) throw usageError('preauthkeys expire needs the KEY (or its sbkey-<prefix>)');
+      const r = (await call('POST', '/api/v1/preauthkeys/expire', { key })) as { record: Row };
+      print(r.record, () => `Pre-auth key ${String(r.record.prefix)} expired\n`);
+      return 0;
+    }
+    case 'nodes list':
+    case 'nodes ls': {
+      const q = values.user ? `?user=${encodeURIComponent(values.user)}` : '';
+      const r = (await call('GET', `/api/v1/nodes${q}`)) as { nodes: Row[] };
+      print(r.nodes, () =>
+        table(r.nodes, [
+          ['ID', (n) => n.id],
+          ['Name', (n) => n.givenName],
+          ['Hostname', (n) => n.hostname],
+          ['User', (n) => n.userId],
+          ['IPv4', (n) => n.ipv4],
+          ['IPv6', (n) => n.ipv6],
+          ['Tags', (n) => n.tags],
+          ['Ephemeral', (n) => n.ephemeral],
+          ['Expiry', (n) => n.keyExpiry],
+          ['Last seen', (n) => n.lastSeen],
+        ]),
+      );
+      return 0;
+    }
+    case 'nodes delete': {
+      const r = (await call('DELETE', `/api/v1/nodes/${encodeURIComponent(idArg())}`)) as { node: Row };
+      print(r.node, () => `Node ${String(r.node.id)} (${String(r.node.givenName)}) deleted\n`);
+      return 0;
+    }
+    case 'nodes expire':
+    case 'nodes approve': {
+      const r = (await call('POST', `/api/v1/nodes/${encodeURIComponent(idArg())}/${verb}`)) as { node: Row };
+      print(r.node, () => `Node ${String(r.node.id)} (${String(r.node.givenName)}) ${verb === 'expire' ? 'expired' : 'approved'}\n`);
+      return 0;
+    }
+    case 'apikeys create': {
+      const r = (await call('POST', '/api/v1/apikeys', values.expiration ? { expiration: values.expiration } : {})) as {
+        key: string;
+      };
+      print(r, () => `${r.key}\n`);
+      return 0;
+    }
+    case 'apikeys list': {
+      const r = (await call('GET', '/api/v1/apikeys')) as { keys: Row[] };
+      print(r.keys, () =>
+        table(r.keys, [
+          ['ID', (k) => k.id],
+          ['Prefix', (k) => k.prefix],
+          ['Expiration', (k) => k.expiresAt],
+          ['Last used', (k) => k.lastUsedAt],
+          ['Usable', (k) => k.usable],
+        ]),
+      );
+      return 0;
+    }
+    case 'apikeys expire': {
+      const prefix = values.prefix ?? rest[0];
+      if (!prefix) throw usageError('apikeys expire needs the key PREFIX (sbapi-…)');
+      const r = (await call('POST', '/api/v1/apikeys/expire', { prefix })) as { record: Row };
+      print(r.record, () => `API key ${String(r.record.prefix)} expired\n`);
+      return 0;
+    }
+    default:
+      throw usageError(`unknown command "${positionals.join(' ')}"`);
+  }
+}
+
+export function describeCliError(err: unknown): string {
+  if (err instanceof AdminApiError)
+    return `error: ${err.message}${err.code !== 'error' ? ` (${err.code})` : ''}${err.hint ? `\nhint: ${err.hint}` : ''}\n`;
+  if (err instanceof SwitchboardError) return `error: ${err.message}${err.hint ? `\nhint: ${err.hint}` : ''}\n`;
+  if (err instanceof Error && 'code' in err && String((err as { code: unknown }).code).startsWith('ERR_PARSE_ARGS'))
+    return `error: ${err.message}\nhint: run "switchboard --help"\n`;
+  return `error: ${err instanceof Error ? err.message : String(err)}\n`;
+}

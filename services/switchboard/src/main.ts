@@ -1,0 +1,62 @@
+#!/usr/bin/env node
+/** Entry point of `bin/switchboard`: server modes, then the admin CLI. */
+import 'reflect-metadata';
+import { describeCliError, runAdminCli, USAGE } from './cli.js';
+import { serve } from './serve.js';
+import { runService, SERVICES, type ServiceName } from './service.js';
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (cmd === 'serve') {
+    const srv = await serve({ inMemory: rest.includes('--in-memory') });
+    process.stdout.write(
+      [
+        `Switchboard is running.`,
+        `  login server:  ${srv.url}`,
+        `  admin socket:  ${srv.adminSocket}`,
+        ``,
+        `Create a user and a pre-auth key, then join a machine:`,
+        `  bin/switchboard users create alice`,
+        `  bin/switchboard preauthkeys create --user alice --reusable --expiration 24h`,
+        `  tailscale up --login-server=${srv.url} --auth-key=<key>`,
+        ``,
+      ].join('\n'),
+    );
+    await waitForSignal();
+    await srv.stop();
+    return 0;
+  }
+  if (cmd === 'service') {
+    const name = rest[0];
+    if (!SERVICES.includes(name as ServiceName)) {
+      process.stderr.write(`error: service must be one of ${SERVICES.join(', ')}\n`);
+      return 2;
+    }
+    const svc = await runService(name as ServiceName);
+    process.stderr.write(`${name} running${svc.port !== undefined ? ` on port ${svc.port}` : ''}\n`);
+    await waitForSignal();
+    await svc.stop();
+    return 0;
+  }
+  if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  return runAdminCli(argv, { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s), env: process.env });
+}
+
+function waitForSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => resolve();
+    process.once('SIGINT', done);
+    process.once('SIGTERM', done);
+  });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(describeCliError(err));
+    process.exit(1);
+  },
+);

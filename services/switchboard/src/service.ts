@@ -1,0 +1,88 @@
+/**
+ * Runs one service as its own process over NATS and Postgres (and Redis for netmap-fanout):
+ * `switchboard service key-registry|identity|policy-compiler|netmap-fanout`. Any number of replicas of
+ * each may run; identity also serves the admin API (ADMIN_SOCKET / ADMIN_LISTEN).
+ */
+import { createLogger, parseConfig, configureLogging, ConfigError } from '@switchboard/common';
+import { AdminServer, IdentityRuntime } from '@switchboard/identity';
+import { KeyRegistryRuntime, keyRegistryConfigSchema } from '@switchboard/key-registry';
+import { PolicyCompilerRuntime } from '@switchboard/policy-compiler';
+import { NetmapFanoutRuntime, fanoutConfigSchema, loadDerpMap } from '@switchboard/netmap-fanout';
+import { initZstd } from '@switchboard/protocol';
+import { baseConfigSchema } from './config.js';
+import { loadNoiseKey, openBus, openDatabase, openStreamRegistry, splitListen } from './assemble.js';
+
+export const SERVICES = ['key-registry', 'identity', 'policy-compiler', 'netmap-fanout'] as const;
+export type ServiceName = (typeof SERVICES)[number];
+
+export async function runService(
+  name: ServiceName,
+  env: Record<string, string | undefined> = process.env,
+): Promise<{ stop: () => Promise<void>; port?: number }> {
+  const cfg = parseConfig(baseConfigSchema, env);
+  configureLogging({ level: cfg.LOG_LEVEL });
+  const logger = createLogger(name);
+  const bus = await openBus(cfg, logger, name, { embedded: false });
+  const stops: (() => Promise<void>)[] = [() => bus.close()];
+  const stop = async (): Promise<void> => {
+    for (const f of stops.reverse()) await f().catch((err: unknown) => logger.warn('error while stopping', { err }));
+  };
+  try {
+    switch (name) {
+      case 'key-registry': {
+        const db = await openDatabase(cfg, logger, { embedded: false });
+        stops.push(() => db.close());
+        const rt = new KeyRegistryRuntime({ db, bus, config: parseConfig(keyRegistryConfigSchema, env), logger });
+        await rt.start();
+        stops.push(() => rt.stop());
+        return { stop };
+      }
+      case 'identity': {
+        const db = await openDatabase(cfg, logger, { embedded: false });
+        stops.push(() => db.close());
+        const rt = new IdentityRuntime({ db, bus, logger });
+        await rt.start();
+        stops.push(() => rt.stop());
+        if (cfg.ADMIN_SOCKET || cfg.ADMIN_LISTEN) {
+          const admin = new AdminServer({ bus, identity: rt.service, logger: logger.child('admin'), socketPath: cfg.ADMIN_SOCKET, listen: cfg.ADMIN_LISTEN });
+          await admin.start();
+          stops.push(() => admin.stop());
+        }
+        return { stop };
+      }
+      case 'policy-compiler': {
+        const db = await openDatabase(cfg, logger, { embedded: false });
+        stops.push(() => db.close());
+        const rt = new PolicyCompilerRuntime({ db, bus, logger });
+        await rt.start();
+        stops.push(() => rt.stop());
+        return { stop };
+      }
+      case 'netmap-fanout': {
+        await initZstd();
+        const fcfg = parseConfig(fanoutConfigSchema, env);
+        if (!fcfg.NOISE_PRIVATE_KEY && !fcfg.NOISE_KEY_FILE)
+          throw new ConfigError(['NOISE_PRIVATE_KEY or NOISE_KEY_FILE: every fanout replica must use the same server key']);
+        const registry = openStreamRegistry(cfg);
+        stops.push(() => registry.close());
+        const { host, port } = splitListen(cfg.LISTEN_ADDR);
+        const rt = new NetmapFanoutRuntime({
+          bus,
+          logger,
+          config: fcfg,
+          registry,
+          serverPrivate: loadNoiseKey(cfg, fcfg, logger),
+          derpMap: await loadDerpMap(fcfg),
+          host,
+          port,
+        });
+        await rt.start();
+        stops.push(() => rt.stop());
+        return { stop, port: rt.edge.boundPort };
+      }
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: machine setup (services, packages, real tailscale
+# clients), dependencies and build, lint and format checks, then unit, integration and real-client
+# interop tests. This is the command README.md documents and .ci/run calls.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+bash scripts/ci-setup.sh
+bash scripts/bootstrap.sh
+echo "== lint and format" >&2
+pnpm lint
+pnpm format:check
+echo "== unit and integration tests" >&2
+pnpm test
+echo "== real-client interop tests" >&2
+pnpm test:interop

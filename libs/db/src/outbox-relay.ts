@@ -1,0 +1,257 @@
+/**
+ * The outbox relay: publishes `<schema>.outbox` rows to the bus's event log in id order, with
+ * msgId `<schema>:<id>`, and marks them published.
+ * - One relay at a time per schema publishes: on Postgres each round runs in a transaction that
+ *   first takes `pg_try_advisory_xact_lock` (replicas that do not get it skip the round) and holds it
+ *   while publishing; on PGlite (one process) a process-local guard plays that part, and rows are
+ *   read, published and marked in short statements so the single connection is never held while
+ *   waiting on the bus.
+ * - Crash-safe: a row published but not yet marked is published again and the event log
+ *   deduplicates it by msgId (within its duplicate window, 2 minutes by default).
+ * - Never loses or reorders: rows go out strictly one after another in id order (each publication
+ *   is acknowledged before the next), and ids are assigned in commit order (see `outbox.ts`).
+ * - Batches of `batchSize` (256) rows per round; when the bus fails, the rows published so far are
+ *   marked and the relay retries with exponential backoff (100 ms … `maxBackoffMs`), logging an
+ *   error naming the schema.
+ * - Published rows are deleted after `retainPublishedMs` (1 day).
+ */
+import { SwitchboardError, type Logger } from '@switchboard/common';
+import type { Bus } from '@switchboard/bus';
+import type { Db, Queryable } from './db.js';
+import { advisoryKey, assertSchemaName, quoteIdent } from './ident.js';
+
+export interface OutboxRelayOptions {
+  db: Db;
+  schema: string;
+  bus: Bus;
+  logger: Logger;
+  /** How often to look for rows when nobody calls `kick()`. Defaults to 1000 ms. */
+  pollMs?: number;
+  /** Rows per round. Defaults to 256. */
+  batchSize?: number;
+  /** Upper bound of the retry backoff when the bus fails. Defaults to 10 000 ms. */
+  maxBackoffMs?: number;
+  /** How long published rows are kept before deletion. Defaults to one day. */
+  retainPublishedMs?: number;
+}
+
+interface OutboxRow {
+  id: number;
+  subject: string;
+  payload: unknown;
+}
+
+interface RoundResult {
+  published: number;
+  more: boolean;
+  busy: boolean;
+  error?: unknown;
+}
+
+/** PGlite schemas with a relay round in progress in this process (the single-process stand-in for the lock). */
+const localRounds = new WeakMap<Db, Set<string>>();
+
+export class OutboxRelay {
+  private readonly db: Db;
+  private readonly schema: string;
+  private readonly bus: Bus;
+  private readonly logger: Logger;
+  private readonly pollMs: number;
+  private readonly batchSize: number;
+  private readonly maxBackoffMs: number;
+  private readonly retainPublishedMs: number;
+  private readonly table: string;
+  private running = false;
+  private loopDone: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private kicked = false;
+  private lastCleanup = 0;
+  private publishedTotal = 0;
+
+  constructor(opts: OutboxRelayOptions) {
+    assertSchemaName(opts.schema);
+    this.db = opts.db;
+    this.schema = opts.schema;
+    this.bus = opts.bus;
+    this.logger = opts.logger.child('outbox-relay', { schema: opts.schema });
+    this.pollMs = opts.pollMs ?? 1000;
+    this.batchSize = opts.batchSize ?? 256;
+    this.maxBackoffMs = opts.maxBackoffMs ?? 10_000;
+    this.retainPublishedMs = opts.retainPublishedMs ?? 24 * 3600_000;
+    this.table = `${quoteIdent(opts.schema)}.outbox`;
+  }
+
+  /** Starts the relay loop (idempotent). */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loopDone = this.loop();
+  }
+
+  /** Wakes the relay now (call after committing a transaction that appended to the outbox). */
+  kick(): void {
+    this.kicked = true;
+    this.wake?.();
+  }
+
+  /** Stops the loop; resolves once the round in progress (if any) has finished. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    await this.loopDone;
+    this.loopDone = undefined;
+  }
+
+  /** Rows published by this relay since it was created. */
+  get published(): number {
+    return this.publishedTotal;
+  }
+
+  /** Number of rows not yet published. */
+  async pending(): Promise<number> {
+    const { rows } = await this.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM ${this.table} WHERE published_at IS NULL`,
+    );
+    return rows[0]?.n ?? 0;
+  }
+
+  /**
+   * Resolves once every row is published (by this relay or another one), kicking the relay while
+   * waiting. Rejects with a `timeout` SwitchboardError after `timeoutMs` (default 10 s).
+   */
+  async waitDrained(timeoutMs = 10_000): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      this.kick();
+      const n = await this.pending();
+      if (n === 0) return;
+      if (Date.now() > end) {
+        throw new SwitchboardError(
+          'timeout',
+          `outbox of schema ${this.schema} still has ${n} unpublished rows after ${timeoutMs} ms`,
+          this.running ? 'is the bus reachable? see the relay errors in the log' : 'the relay is not started',
+        );
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  /** Publishes one batch now (the loop calls this; tests may too). */
+  async relayOnce(): Promise<{ published: number; more: boolean; busy: boolean }> {
+    const r = this.db.kind === 'postgres' ? await this.lockedRound() : await this.localRound();
+    this.publishedTotal += r.published;
+    if (r.error !== undefined) throw r.error;
+    return { published: r.published, more: r.more, busy: r.busy };
+  }
+
+  private async loop(): Promise<void> {
+    let failures = 0;
+    while (this.running) {
+      this.kicked = false;
+      let more = false;
+      try {
+        const r = await this.relayOnce();
+        more = r.more;
+        if (failures > 0) this.logger.info('outbox relay recovered', { schema: this.schema, failures });
+        failures = 0;
+        await this.cleanup();
+      } catch (err) {
+        failures++;
+        const cap = Math.min(this.maxBackoffMs, 100 * 2 ** Math.min(failures - 1, 20));
+        const wait = Math.round(cap / 2 + (Math.random() * cap) / 2);
+        this.logger.error('outbox relay cannot publish; retrying', {
+          schema: this.schema,
+          failures,
+          retryInMs: wait,
+          err,
+        });
+        await this.sleep(wait, false);
+        continue;
+      }
+      if (more || this.kicked) continue;
+      await this.sleep(this.pollMs, true);
+    }
+  }
+
+  /** Sleeps `ms`; stop() always interrupts it, kick() only when `kickable`. */
+  private sleep(ms: number, kickable: boolean): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        this.wake = undefined;
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      this.wake = () => {
+        if (kickable || !this.running) done();
+      };
+      if (!this.running || (kickable && this.kicked)) done();
+    });
+  }
+
+  private async lockedRound(): Promise<RoundResult> {
+    return this.db.transaction(async (tx) => {
+      const { rows: lock } = await tx.query<{ locked: boolean }>(
+        'SELECT pg_try_advisory_xact_lock($1::bigint) AS locked',
+        [advisoryKey('outbox-relay', this.schema)],
+      );
+      if (lock[0]?.locked !== true) return { published: 0, more: false, busy: true };
+      return this.publishBatch(tx, tx);
+    });
+  }
+
+  private async localRound(): Promise<RoundResult> {
+    let active = localRounds.get(this.db);
+    if (!active) localRounds.set(this.db, (active = new Set()));
+    if (active.has(this.schema)) return { published: 0, more: false, busy: true };
+    active.add(this.schema);
+    try {
+      return await this.publishBatch(this.db, this.db);
+    } finally {
+      active.delete(this.schema);
+    }
+  }
+
+  private async publishBatch(read: Queryable, mark: Queryable): Promise<RoundResult> {
+    const { rows } = await read.query<OutboxRow>(
+      `SELECT id, subject, payload FROM ${this.table} WHERE published_at IS NULL ORDER BY id LIMIT $1`,
+      [this.batchSize],
+    );
+    const done: number[] = [];
+    let error: unknown;
+    for (const row of rows) {
+      try {
+        await this.bus.publishEvent(row.subject, row.payload, `${this.schema}:${row.id}`);
+        done.push(row.id);
+      } catch (err) {
+        error = err;
+        break;
+      }
+    }
+    if (done.length > 0) {
+      await mark.query(`UPDATE ${this.table} SET published_at = now() WHERE id = ANY($1::bigint[])`, [done]);
+    }
+    return {
+      published: done.length,
+      more: error === undefined && rows.length === this.batchSize,
+      busy: false,
+      error,
+    };
+  }
+
+  private async cleanup(): Promise<void> {
+    const now = Date.now();
+    if (now - this.lastCleanup < 60_000) return;
+    this.lastCleanup = now;
+    try {
+      const r = await this.db.query(
+        `DELETE FROM ${this.table} WHERE published_at IS NOT NULL AND published_at < now() - make_interval(secs => $1)`,
+        [this.retainPublishedMs / 1000],
+      );
+      if (r.rowCount > 0)
+        this.logger.debug('deleted old published outbox rows', { schema: this.schema, rows: r.rowCount });
+    } catch (err) {
+      this.logger.warn('could not delete old published outbox rows', { schema: this.schema, err });
+    }
+  }
+}

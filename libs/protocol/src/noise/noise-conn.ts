@@ -215,7 +215,7 @@ export class NoiseConn extends Duplex {
       if (rest === null || rest.length === 0) return;
       plaintext = rest;
     }
-    if (!this.push(plaintext)) this.socket.pause();
+    if (!this.push(plaintext) && !this.socket.isPaused()) this.socket.pause();
   }
 
   /** Feeds plaintext through early-payload detection; returns bytes to deliver, or null while waiting. */

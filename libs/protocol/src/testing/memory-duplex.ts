@@ -40,9 +40,13 @@ class MemoryEnd extends Duplex {
     });
   }
 
+  /** Like closing a TCP socket: the peer sees end-of-stream, then close. */
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     setImmediate(() => {
-      if (!this.peer.destroyed) this.peer.destroy();
+      if (!this.peer.destroyed) {
+        this.peer.push(null);
+        this.peer.destroy();
+      }
     });
     cb(err);
   }

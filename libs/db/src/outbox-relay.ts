@@ -45,7 +45,7 @@ interface RoundResult {
   published: number;
   more: boolean;
   busy: boolean;
-  error?: unknown;
+  error?: Error;
 }
 
 /** PGlite schemas with a relay round in progress in this process (the single-process stand-in for the lock). */
@@ -218,13 +218,13 @@ export class OutboxRelay {
       [this.batchSize],
     );
     const done: number[] = [];
-    let error: unknown;
+    let error: Error | undefined;
     for (const row of rows) {
       try {
         await this.bus.publishEvent(row.subject, row.payload, `${this.schema}:${row.id}`);
         done.push(row.id);
       } catch (err) {
-        error = err;
+        error = err instanceof Error ? err : new Error(String(err));
         break;
       }
     }

@@ -10,6 +10,7 @@ import { PGlite, type ParserOptions } from '@electric-sql/pglite';
 import { SwitchboardError, errorMessage, type Logger } from '@switchboard/common';
 import type { Db, QueryResult, Queryable, TransactionOptions } from './db.js';
 import { assertNotInTransaction, runTransaction, type Conn } from './transaction.js';
+import { Mutex } from './mutex.js';
 import { OID, parseDateText, parseInt8, parseTimestampUtc } from './values.js';
 
 const parsers: ParserOptions = {
@@ -19,34 +20,6 @@ const parsers: ParserOptions = {
   [OID.TIMESTAMP]: parseTimestampUtc,
   [OID.NUMERIC]: (text: string) => text,
 };
-
-/** A FIFO mutex: `run` executes callers one at a time, in call order. */
-export class Mutex {
-  private tail: Promise<void> = Promise.resolve();
-
-  async acquire(): Promise<() => void> {
-    let release!: () => void;
-    const next = new Promise<void>((r) => (release = r));
-    const prev = this.tail;
-    this.tail = prev.then(() => next);
-    await prev;
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      release();
-    };
-  }
-
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    const release = await this.acquire();
-    try {
-      return await fn();
-    } finally {
-      release();
-    }
-  }
-}
 
 async function runOn<T>(pg: PGlite, sql: string, params?: unknown[]): Promise<QueryResult<T>> {
   if (params === undefined || params.length === 0) {

@@ -71,7 +71,7 @@ export class PostgresDb implements Db {
       const client = await this.pool.connect();
       return {
         query: async <R>(sql: string, params?: unknown[]) =>
-          normalise<R>((await client.query(sql, params)) as PgResult | PgResult[]),
+          normalise<R>(await client.query<Record<string, unknown>>(sql, params)),
         release: (broken) => client.release(broken ? true : undefined),
       };
     };

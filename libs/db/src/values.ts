@@ -46,5 +46,5 @@ export function parseDateText(text: string): string {
 export function mapArray(value: unknown, fn: (text: string) => unknown): unknown {
   if (Array.isArray(value)) return value.map((v) => mapArray(v, fn));
   if (value === null || value === undefined) return value;
-  return fn(String(value));
+  return fn(typeof value === 'string' ? value : JSON.stringify(value));
 }

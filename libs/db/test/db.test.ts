@@ -44,7 +44,7 @@ for (const backend of backends) {
       assert.deepEqual(r.ts, new Date('2024-01-02T03:04:05.500Z'));
       assert.deepEqual(r.tz, new Date('2024-01-02T01:04:05Z'));
       assert.ok(r.b instanceof Uint8Array);
-      assert.deepEqual([...(r.b as Uint8Array)], [1, 2, 255]);
+      assert.deepEqual([...r.b], [1, 2, 255]);
       assert.equal(r.t, true);
       assert.equal(r.n, null);
     });
@@ -199,7 +199,7 @@ for (const backend of backends) {
         );
         const failed = results.filter((r) => r.status === 'rejected');
         assert.ok(failed.length >= 1);
-        for (const f of failed) assert.equal(sqlState((f as PromiseRejectedResult).reason), '40001');
+        for (const f of failed) assert.equal(sqlState(f.reason), '40001');
       });
 
       void it('retries deadlocks (40P01) until both transactions commit', async () => {

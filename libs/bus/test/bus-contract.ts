@@ -291,15 +291,16 @@ export function runBusContract(name: string, factory: HarnessFactory): void {
 
     void it('unsubscribing a server waits for in-flight requests', async () => {
       const s = subj('drain');
+      let started = false;
       let done = false;
       const sub = bus.serve(s, 'q', async () => {
+        started = true;
         await sleep(100);
         done = true;
         return 'ok';
       });
-      await sleep(20);
       const p = bus.request(s, {});
-      await sleep(30);
+      await waitFor(() => started, 5000, 'handler started');
       await sub.unsubscribe();
       assert.equal(done, true);
       assert.equal(await p, 'ok');
@@ -343,8 +344,10 @@ export function runBusContract(name: string, factory: HarnessFactory): void {
       const b = await h.newBus();
       const s = subj('closing');
       const es = evSubj(`closing.${n}`);
+      let started = false;
       let handled = false;
       b.serve(s, 'q', async () => {
+        started = true;
         await sleep(100);
         handled = true;
         return 1;
@@ -354,7 +357,7 @@ export function runBusContract(name: string, factory: HarnessFactory): void {
       b.subscribe(s, () => undefined);
       await sleep(50);
       const inflight = b.request(s, {}).catch(() => undefined);
-      await sleep(30);
+      await waitFor(() => started, 5000, 'handler started');
       await b.close();
       assert.equal(handled, true, 'close waited for the running request handler');
       await inflight;

@@ -210,9 +210,9 @@ void describe('nats bus specifics', () => {
       b.consumeEvents({ filter: `${prefix}events.>`, fromSeq: 1, handler: async () => undefined }),
     );
     const jsm = await nc.jetstreamManager();
-    await waitFor(() => true);
-    await sleep(200);
-    assert.ok((await jsm.consumers.list(stream).next()).length >= 3);
+    const count = async () => (await jsm.consumers.list(stream).next()).length;
+    for (let i = 0; i < 200 && (await count()) < 3; i++) await sleep(25);
+    assert.ok((await count()) >= 3);
     await subs[0]!.unsubscribe();
     await b.close();
     assert.equal((await jsm.consumers.list(stream).next()).length, 0);

@@ -168,7 +168,7 @@ for (const backend of backends) {
           async (tx) => {
             attempts++;
             const { rows } = await tx.query<{ v: number }>(`SELECT v FROM ${s}.kv WHERE k = 'counter'`);
-            await sleep(5);
+            await sleep(20);
             await tx.query(`UPDATE ${s}.kv SET v = $1 WHERE k = 'counter'`, [rows[0]!.v + 1]);
           },
           { isolation: 'serializable', retries: 50 },

@@ -1,13 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"hash"
 	"io"
 	"os"
+	"strings"
+
+	"github.com/klauspost/compress/zstd"
 
 	"golang.org/x/crypto/blake2s"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -58,6 +63,12 @@ type x25519Vector struct {
 	Shared  string `json:"shared"`
 }
 
+type zstdVector struct {
+	Name       string `json:"name"`
+	Plaintext  string `json:"plaintext"`
+	Compressed string `json:"compressed"`
+}
+
 type vectors struct {
 	Source  string         `json:"source"`
 	Blake2s []hashVector   `json:"blake2s"`
@@ -65,6 +76,7 @@ type vectors struct {
 	Hkdf    []hkdfVector   `json:"hkdf"`
 	Aead    []aeadVector   `json:"chacha20poly1305"`
 	X25519  []x25519Vector `json:"x25519"`
+	Zstd    []zstdVector   `json:"zstd"`
 }
 
 func hx(b []byte) string { return hex.EncodeToString(b) }
@@ -123,7 +135,54 @@ func runVectors() error {
 		}
 		v.X25519 = append(v.X25519, x25519Vector{hx(priv), hx(pub), hx(peer), hx(shared)})
 	}
+	if err := zstdVectors(&v); err != nil {
+		return err
+	}
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// zstdVectors compresses a MapResponse-like JSON with klauspost/compress (what tailscale uses),
+// in the shapes a decoder must handle: EncodeAll (content size declared), a streaming writer (no
+// content size), and two concatenated frames.
+func zstdVectors(v *vectors) error {
+	var sb strings.Builder
+	sb.WriteString(`{"Peers":[`)
+	for i := 0; i < 200; i++ {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		fmt.Fprintf(&sb, `{"ID":%d,"Name":"peer-%d.example.ts.net.","Addresses":["100.64.%d.%d/32"]}`, i+2, i+2, (i+2)>>8, (i+2)&255)
+	}
+	sb.WriteString(`]}`)
+	plain := []byte(sb.String())
+
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	if err != nil {
+		return err
+	}
+	all := enc.EncodeAll(plain, nil)
+	v.Zstd = append(v.Zstd, zstdVector{"encodeAll", hx(plain), hx(all)})
+
+	var buf bytes.Buffer
+	w, err := zstd.NewWriter(&buf, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderCRC(true))
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(plain); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	v.Zstd = append(v.Zstd, zstdVector{"stream", hx(plain), hx(buf.Bytes())})
+
+	a, b := plain[:len(plain)/2], plain[len(plain)/2:]
+	two := enc.EncodeAll(b, enc.EncodeAll(a, nil))
+	v.Zstd = append(v.Zstd, zstdVector{"twoFrames", hx(plain), hx(two)})
+
+	ka := enc.EncodeAll([]byte(`{"KeepAlive":true}`), nil)
+	v.Zstd = append(v.Zstd, zstdVector{"keepAlive", hx([]byte(`{"KeepAlive":true}`)), hx(ka)})
+	return nil
 }

@@ -1,4 +1,4 @@
--- identity schema: users (created by the CLI now, by SSO later), API keys, outbox.
+-- identity schema: users (created by the CLI now, by SSO later), API keys, outbox (created by the migration runner).
 CREATE SCHEMA IF NOT EXISTS identity;
 
 CREATE TABLE identity.settings (
@@ -30,11 +30,4 @@ CREATE TABLE identity.api_keys (
   last_used_at timestamptz
 );
 
-CREATE TABLE IF NOT EXISTS identity.outbox (
-  id           bigserial PRIMARY KEY,
-  subject      text NOT NULL,
-  payload      jsonb NOT NULL,
-  created_at   timestamptz NOT NULL DEFAULT now(),
-  published_at timestamptz
-);
-CREATE INDEX IF NOT EXISTS outbox_unpublished_idx ON identity.outbox (id) WHERE published_at IS NULL;
+-- The outbox table is created by @switchboard/db migrate().

@@ -1,4 +1,4 @@
--- key-registry schema: tailnets, nodes (machine key, node key, IPs, hostinfo), pre-auth keys, outbox.
+-- key-registry schema: tailnets, nodes (machine key, node key, IPs, hostinfo), pre-auth keys, outbox (created by the migration runner).
 CREATE SCHEMA IF NOT EXISTS key_registry;
 
 CREATE TABLE key_registry.tailnets (
@@ -69,11 +69,4 @@ CREATE TABLE key_registry.preauth_keys (
 );
 CREATE INDEX preauth_keys_user_idx ON key_registry.preauth_keys (user_id);
 
-CREATE TABLE IF NOT EXISTS key_registry.outbox (
-  id           bigserial PRIMARY KEY,
-  subject      text NOT NULL,
-  payload      jsonb NOT NULL,
-  created_at   timestamptz NOT NULL DEFAULT now(),
-  published_at timestamptz
-);
-CREATE INDEX IF NOT EXISTS outbox_unpublished_idx ON key_registry.outbox (id) WHERE published_at IS NULL;
+-- The outbox table is created by @switchboard/db migrate().

@@ -10,11 +10,4 @@ CREATE TABLE policy.versions (
   PRIMARY KEY (tailnet_id, version)
 );
 
-CREATE TABLE IF NOT EXISTS policy.outbox (
-  id           bigserial PRIMARY KEY,
-  subject      text NOT NULL,
-  payload      jsonb NOT NULL,
-  created_at   timestamptz NOT NULL DEFAULT now(),
-  published_at timestamptz
-);
-CREATE INDEX IF NOT EXISTS outbox_unpublished_idx ON policy.outbox (id) WHERE published_at IS NULL;
+-- The outbox table is created by @switchboard/db migrate().

@@ -1,1 +1,31 @@
-export {};
+/**
+ * @switchboard/policy — Tailscale-compatible policy files: HuJSON parsing and validation,
+ * incremental compilation into per-node packet filters, peer visibility, SSH policies and node
+ * capabilities, policy tests, and the offline `policy compile` command. Pure: no I/O.
+ */
+export { PolicyError, formatIssue, type PolicyIssue, type SourceLocation } from './errors.js';
+export { parseHujson, type JsonNode } from './hujson.js';
+export { parsePolicy, parsePolicyUnchecked, isAllowAll, EMPTY_POLICY, type ParseOptions } from './policy.js';
+export { validatePolicy, type ValidateOptions } from './validate.js';
+export {
+  PolicyEngine,
+  compareNodeIds,
+  type PolicyChange,
+  type PeerDelta,
+  type PolicyEngineOptions,
+  type TagCheck,
+} from './engine.js';
+export type {
+  Policy,
+  PolicyNode,
+  FilterRule,
+  NetPortRange,
+  CapGrant,
+  SshPolicy,
+  SshPolicyRule,
+  SshPrincipal,
+  SshAction,
+  NodeCapMap,
+  Alias,
+  AliasRef,
+} from './types.js';

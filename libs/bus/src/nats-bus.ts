@@ -89,6 +89,17 @@ function sleep(ms: number, wake?: (cancel: () => void) => void): Promise<void> {
   });
 }
 
+/** Drains a core subscription, but never waits more than 2 s for the server (it may be unreachable). */
+async function drainSubscription(sub: {
+  isClosed(): boolean;
+  drain(): Promise<void>;
+  unsubscribe(): void;
+}): Promise<void> {
+  if (sub.isClosed()) return;
+  await Promise.race([sub.drain().catch(() => undefined), sleep(2000)]);
+  if (!sub.isClosed()) sub.unsubscribe();
+}
+
 function backoffMs(attempt: number): number {
   const base = Math.min(5000, 100 * 2 ** attempt);
   return base / 2 + Math.random() * (base / 2);
@@ -96,6 +107,7 @@ function backoffMs(attempt: number): number {
 
 interface Internals {
   nc: NatsConnection;
+  isConnected(): boolean;
   js: JetStreamClient;
   jsm: JetStreamManager;
   stream: string;
@@ -161,7 +173,8 @@ class NatsEventConsumer {
   private async deleteConsumer(): Promise<void> {
     const name = this.consumerName;
     this.consumerName = undefined;
-    if (name === undefined || this.x.nc.isClosed()) return;
+    // While disconnected, leave it: the server drops an inactive ephemeral consumer by itself.
+    if (name === undefined || !this.x.isConnected()) return;
     try {
       await this.x.jsm.consumers.delete(this.x.stream, name);
     } catch {
@@ -286,7 +299,14 @@ export class NatsBus implements Bus {
     this.logger = opts.logger;
     this.publishTimeoutMs = opts.publishTimeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.maxPayloadBytes = nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD_BYTES;
-    this.internals = { nc, js, jsm, stream, logger: opts.logger };
+    this.internals = {
+      nc,
+      js,
+      jsm,
+      stream,
+      logger: opts.logger,
+      isConnected: () => this.connected && !nc.isClosed(),
+    };
     void this.watchStatus();
   }
 
@@ -368,7 +388,7 @@ export class NatsBus implements Bus {
       },
     });
     return this.track(async () => {
-      if (!sub.isClosed()) await sub.drain().catch(() => undefined);
+      await drainSubscription(sub);
       await work.drain();
     });
   }
@@ -401,7 +421,7 @@ export class NatsBus implements Bus {
       },
     });
     return this.track(async () => {
-      if (!sub.isClosed()) await sub.drain().catch(() => undefined);
+      await drainSubscription(sub);
       await work.drain();
     });
   }

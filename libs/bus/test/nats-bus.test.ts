@@ -218,3 +218,33 @@ void describe('nats bus specifics', () => {
     assert.equal((await jsm.consumers.list(stream).next()).length, 0);
   });
 });
+
+void describe('nats bus close during an outage', () => {
+  void it('close() does not hang while the server is unreachable', async () => {
+    const { prefix, stream } = uniqueRun();
+    const t = natsTarget();
+    const proxy = new TcpProxy(t.host, t.port);
+    await proxy.listen();
+    const b = await connectNatsBus({
+      servers: `nats://127.0.0.1:${proxy.port}`,
+      name: 'close-outage-test',
+      stream,
+      subjects: [`${prefix}events.>`],
+      logger,
+    });
+    try {
+      b.serve(`${prefix}rpc.x`, 'q', async () => 1);
+      b.subscribe(`${prefix}bcast`, () => undefined);
+      b.consumeEvents({ filter: `${prefix}events.>`, fromSeq: 1, handler: async () => undefined });
+      await sleep(100);
+      proxy.cut();
+      await waitFor(() => !b.isConnected(), 5000, 'disconnect noticed');
+      const started = Date.now();
+      await b.close();
+      assert.ok(Date.now() - started < 4000, `close took ${Date.now() - started} ms`);
+    } finally {
+      await proxy.close();
+      await deleteStream(stream);
+    }
+  });
+});

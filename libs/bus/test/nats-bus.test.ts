@@ -204,6 +204,26 @@ void describe('nats bus specifics', () => {
     await viaProxy.close();
   });
 
+  void it('an event consumer deleted on the server is recreated without loss', async () => {
+    const s = `${prefix}events.deleted`;
+    const got: number[] = [];
+    const sub = bus.consumeEvents({
+      filter: s,
+      fromSeq: (await bus.lastEventSeq()) + 1,
+      handler: async (e) => void got.push((e.payload as { i: number }).i),
+    });
+    for (let i = 0; i < 3; i++) await bus.publishEvent(s, { i }, `del-${i}`);
+    await waitFor(() => got.length === 3, 5000, 'before the deletion');
+    const jsm = await nc.jetstreamManager();
+    for (const c of await jsm.consumers.list(stream).next()) {
+      if (c.config.filter_subject === s) await jsm.consumers.delete(stream, c.name);
+    }
+    for (let i = 3; i < 8; i++) await bus.publishEvent(s, { i }, `del-${i}`);
+    await waitFor(() => got.length === 8, 20_000, 'after the deletion');
+    assert.deepEqual(got, [...Array(8).keys()]);
+    await sub.unsubscribe();
+  });
+
   void it('unsubscribing and closing leave no consumers behind on the stream', async () => {
     const b = await connectNatsBus(base);
     const subs = [0, 1, 2].map(() =>

@@ -6,7 +6,7 @@ import { hostname } from 'node:os';
 import type { Bus, Subscription } from '@switchboard/bus';
 import type { Logger } from '@switchboard/common';
 import { fanout, subscribeBroadcast } from '@switchboard/contracts';
-import { encodeMapFrame, keepAliveFrame, type PrivateKey } from '@switchboard/protocol';
+import { encodeMapFrame, KEEP_ALIVE_FRAME, type PrivateKey } from '@switchboard/protocol';
 import { ControlHandlers } from './control-handlers.js';
 import { EdgeServer } from './edge.server.js';
 import { FanoutEngine, type PolicyView } from './fanout-engine.js';
@@ -49,7 +49,7 @@ export class NetmapFanoutRuntime {
         disableCaptivePortalDetection: o.config.DISABLE_CAPTIVE_PORTAL_DETECTION,
       },
       policy: this.policy,
-      encoder: { encode: (json) => encodeMapFrame(json), keepAlive: keepAliveFrame() },
+      encoder: { encode: (json) => encodeMapFrame(json), keepAlive: Buffer.from(KEEP_ALIVE_FRAME) },
       logger: log.child('engine'),
       keepAliveMs: o.config.KEEPALIVE_INTERVAL_MS,
     });

@@ -40,7 +40,14 @@ export function loadNoiseKey(cfg: BaseConfig, fcfg: FanoutConfig, logger: Logger
   if (existsSync(file)) return parseKey('private', readFileSync(file, 'utf8').trim(), `Noise key file ${file}`);
   const key = generatePrivateKey();
   mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(file, formatKey('private', key) + '\n', { mode: 0o600, flag: 'wx' });
+  try {
+    writeFileSync(file, formatKey('private', key) + '\n', { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    // Another replica created it first: use theirs.
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST')
+      return parseKey('private', readFileSync(file, 'utf8').trim(), `Noise key file ${file}`);
+    throw err;
+  }
   logger.info('created the server Noise key; keep this file, clients pin the key', { file });
   return key;
 }

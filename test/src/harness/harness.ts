@@ -362,6 +362,11 @@ export async function assertNoForeignTraffic(h: Harness): Promise<TrafficReport>
   }
 }
 
+/** `h.startNode(opts)` as a function. */
+export function startNode(h: Harness, opts: StartNodeOptions): Promise<TailscaleNode> {
+  return h.startNode(opts);
+}
+
 /** Creates a harness, runs `fn`, and cleans up, keeping the logs if `fn` threw. */
 export async function withHarness<T>(opts: HarnessOptions, fn: (h: Harness) => Promise<T>): Promise<T> {
   const h = await Harness.create(opts);

@@ -49,6 +49,7 @@ export {
   Harness,
   assertNoForeignTraffic,
   harnessRoot,
+  startNode,
   sweepLeftovers,
   withHarness,
   type HarnessOptions,

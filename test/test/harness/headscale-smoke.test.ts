@@ -9,6 +9,12 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import {
   Harness,
   assertNoForeignTraffic,
+  down,
+  exec,
+  logout,
+  notYet,
+  spawnIn,
+  waitFor,
   peersOf,
   ping,
   startHeadscale,
@@ -107,6 +113,44 @@ void describe(
         assert.equal(r.via, 'derp', `relayed -> ${target.name}: ${r.output}`);
         console.log(`# ping relayed -> ${target.name}: via ${r.path} in ${r.latencyMs} ms`);
       }
+    });
+
+    void it('TCP crosses the tailnet over the real TUN devices (exec, spawnIn)', async () => {
+      const [a, b] = [nodes[0]!, nodes[2]!];
+      const server = spawnIn(b, 'echo-server', [
+        process.execPath,
+        '-e',
+        "require('node:net').createServer((s) => s.pipe(s)).listen(8080, '0.0.0.0', () => console.log('listening'))",
+      ]);
+      await waitFor(() => server.logTail().includes('listening'), { what: 'echo server to listen' });
+      const target = await ip(b);
+      const r = await exec(a, [
+        process.execPath,
+        '-e',
+        `const s = require('node:net').connect(8080, '${target}', () => s.end('hello over the tailnet'));` +
+          "s.on('data', (d) => process.stdout.write(d)); setTimeout(() => process.exit(3), 10000);",
+      ]);
+      assert.equal(r.stdout, 'hello over the tailnet');
+    });
+
+    void it('down stops a node and logout sends it back to NeedsLogin', async () => {
+      const [a, b] = [nodes[1]!, nodes[2]!];
+      await down(b);
+      await waitFor(
+        async () =>
+          (await status(b)).BackendState === 'Stopped' ? true : notYet((await status(b)).BackendState),
+        {
+          what: `${b.name} Stopped`,
+        },
+      );
+      await logout(a);
+      await waitFor(
+        async () =>
+          (await status(a)).BackendState === 'NeedsLogin' ? true : notYet((await status(a)).BackendState),
+        {
+          what: `${a.name} NeedsLogin`,
+        },
+      );
     });
 
     void it('nothing talked to or could route outside the harness network', async () => {

@@ -1,0 +1,265 @@
+/**
+ * HTTP/2 over Noise, server side. The client speaks prior-knowledge h2 on the NoiseConn; we run
+ * node:http2's server session on it (Node wraps the Duplex in a JSStreamSocket) and give every
+ * stream handler the connection's authenticated machine key and capability version. Several
+ * concurrent streams per connection and several connections per machine key are normal.
+ * Also: request-body reading with a size cap (413) and small response helpers.
+ */
+import * as http2 from 'node:http2';
+import type { IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
+import { createLogger, type Logger } from '@switchboard/common';
+import { ProtocolError } from './errors.js';
+import { formatKey, type MachinePublic } from './keys.js';
+import type { NoiseConn } from './noise/noise-conn.js';
+
+/** The authenticated peer of one Noise connection. */
+export interface NoisePeer {
+  /** The Noise static key of the client: its machine key. The only identity to trust. */
+  readonly machineKey: MachinePublic;
+  /** `mkey:<hex>` form of machineKey. */
+  readonly machineKeyText: string;
+  /** Capability version from the Noise initiation header. */
+  readonly capVersion: number;
+  /** Process-unique id of the Noise connection (for logs and per-connection state). */
+  readonly connectionId: number;
+  readonly remoteAddress: string | undefined;
+}
+
+export type NoiseStreamHandler = (
+  stream: ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
+  peer: NoisePeer,
+) => void | Promise<void>;
+
+export interface NoiseHttp2ServerOptions {
+  handler: NoiseStreamHandler;
+  logger?: Logger;
+  /** SETTINGS_MAX_CONCURRENT_STREAMS (default 250, like Go's http2.Server). */
+  maxConcurrentStreams?: number;
+  /** Passed to node:http2 (MB of session memory before new streams are refused; default 10). */
+  maxSessionMemory?: number;
+}
+
+let nextConnectionId = 1;
+
+/** Serves HTTP/2 on Noise connections; one instance per control server. */
+export class NoiseHttp2Server {
+  private readonly sessions = new Set<ServerHttp2Session>();
+  private readonly log: Logger;
+  private readonly sessionOptions: http2.ServerOptions;
+  private fallbackServer: http2.Http2Server | undefined;
+  private closing = false;
+
+  constructor(private readonly opts: NoiseHttp2ServerOptions) {
+    this.log = opts.logger ?? createLogger('protocol.h2');
+    this.sessionOptions = {
+      maxSessionMemory: opts.maxSessionMemory ?? 10,
+      settings: { maxConcurrentStreams: opts.maxConcurrentStreams ?? 250, enablePush: false },
+    };
+  }
+
+  /** Number of live HTTP/2 sessions. */
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  /** Starts HTTP/2 on an established Noise connection and returns its session. */
+  serve(conn: NoiseConn): ServerHttp2Session {
+    const peer: NoisePeer = {
+      machineKey: conn.peerMachineKey,
+      machineKeyText: formatKey('machine', conn.peerMachineKey),
+      capVersion: conn.protocolVersion,
+      connectionId: nextConnectionId++,
+      remoteAddress: conn.remoteAddress,
+    };
+    conn.on('error', (err) =>
+      this.log.debug('noise connection error', { connectionId: peer.connectionId, err }),
+    );
+    if (this.closing) {
+      conn.destroy();
+      throw new ProtocolError('noise_closed', 'HTTP/2 server is closing');
+    }
+    const session = this.startSession(conn);
+    this.sessions.add(session);
+    session.on('error', (err) =>
+      this.log.debug('http2 session error', { connectionId: peer.connectionId, err }),
+    );
+    session.on('close', () => {
+      this.sessions.delete(session);
+      if (!conn.destroyed) conn.destroy();
+    });
+    conn.on('close', () => {
+      if (!session.destroyed) session.destroy();
+    });
+    session.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) =>
+      this.onStream(stream, headers, peer),
+    );
+    return session;
+  }
+
+  private startSession(conn: NoiseConn): ServerHttp2Session {
+    const perform = (http2 as { performServerHandshake?: typeof http2.performServerHandshake })
+      .performServerHandshake;
+    if (typeof perform === 'function') return perform(conn, this.sessionOptions);
+    // Node < 20.12: let an unlistened http2 server build the session, caught via 'session'.
+    this.fallbackServer ??= http2.createServer(this.sessionOptions);
+    let created: ServerHttp2Session | undefined;
+    const grab = (s: ServerHttp2Session): void => {
+      created = s;
+    };
+    this.fallbackServer.once('session', grab);
+    this.fallbackServer.emit('connection', conn);
+    this.fallbackServer.off('session', grab);
+    if (!created) throw new ProtocolError('noise_closed', 'node:http2 did not create a session');
+    return created;
+  }
+
+  private onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, peer: NoisePeer): void {
+    // A client reset must not become an uncaught 'error'.
+    stream.on('error', (err) =>
+      this.log.debug('http2 stream error', { connectionId: peer.connectionId, err }),
+    );
+    const fail = (err: unknown): void => {
+      // readRequestBody already answered 413 and is winding the stream down.
+      if (err instanceof ProtocolError && err.code === 'body_too_large') return;
+      this.log.error('noise request handler failed', {
+        connectionId: peer.connectionId,
+        path: headers[':path'],
+        err,
+      });
+      if (stream.destroyed || stream.closed) return;
+      if (!stream.headersSent) respondText(stream, 500, 'internal server error');
+      else stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    };
+    try {
+      const r = this.opts.handler(stream, headers, peer);
+      if (r instanceof Promise) r.catch(fail);
+    } catch (err) {
+      fail(err);
+    }
+  }
+
+  /** Sends GOAWAY on every session and waits (up to timeoutMs) for them to close. */
+  async close(timeoutMs = 5000): Promise<void> {
+    this.closing = true;
+    const all = [...this.sessions];
+    await Promise.all(
+      all.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            if (s.destroyed) return resolve();
+            const t = setTimeout(() => {
+              s.destroy();
+              resolve();
+            }, timeoutMs);
+            t.unref();
+            s.close(() => {
+              clearTimeout(t);
+              resolve();
+            });
+          }),
+      ),
+    );
+  }
+}
+
+const discard = (): void => undefined;
+
+/** Largest request body accepted on Noise endpoints by default (like headscale). */
+export const DEFAULT_MAX_BODY = 1024 * 1024;
+
+/**
+ * Reads a request body up to `limit` bytes (default 1 MiB). Over the limit (or when the request
+ * headers, if given, declare a larger content-length) it answers 413 with a message, stops the
+ * upload and rejects with ProtocolError('body_too_large').
+ */
+export function readRequestBody(
+  stream: ServerHttp2Stream,
+  limit = DEFAULT_MAX_BODY,
+  headers?: IncomingHttpHeaders,
+): Promise<Buffer> {
+  return new Promise<Buffer>((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const finish = (err: Error | null): void => {
+      if (done) return;
+      done = true;
+      stream.off('data', onData);
+      stream.off('end', onEnd);
+      stream.off('error', onError);
+      stream.off('close', onClose);
+      if (err) reject(err);
+      else resolve(Buffer.concat(parts, size));
+    };
+    const tooLarge = (): void => {
+      const message = `request body exceeds ${limit} bytes`;
+      finish(new ProtocolError('body_too_large', message));
+      // Keep consuming (and discarding) what the client still sends, so its bytes go back into the
+      // connection's flow-control window; then stop the upload once the 413 is out (RFC 9113 §8.1).
+      stream.on('data', discard);
+      stream.resume();
+      if (!stream.headersSent && !stream.closed) {
+        stream.respond({ ':status': 413, 'content-type': 'text/plain; charset=utf-8' });
+        stream.end(message + '\n', () => {
+          if (!stream.closed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+        });
+      }
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) return tooLarge();
+      parts.push(chunk);
+    };
+    const onEnd = (): void => finish(null);
+    const onError = (err: Error): void => finish(err);
+    const onClose = (): void =>
+      finish(new ProtocolError('noise_closed', 'stream closed before the request body ended'));
+    const declared = Number(headers?.['content-length']);
+    if (Number.isFinite(declared) && declared > limit) return tooLarge();
+    stream.on('data', onData);
+    stream.on('end', onEnd);
+    stream.on('error', onError);
+    stream.on('close', onClose);
+  });
+}
+
+/** Answers with a JSON body. */
+export function respondJson(stream: ServerHttp2Stream, status: number, body: unknown): void {
+  if (stream.destroyed || stream.closed) return;
+  stream.respond({ ':status': status, 'content-type': 'application/json' });
+  stream.end(JSON.stringify(body));
+}
+
+/** Answers with a one-line text body (errors: say what went wrong). */
+export function respondText(stream: ServerHttp2Stream, status: number, text: string): void {
+  if (stream.destroyed || stream.closed) return;
+  stream.respond({ ':status': status, 'content-type': 'text/plain; charset=utf-8' });
+  stream.end(text.endsWith('\n') ? text : text + '\n');
+}
+
+/**
+ * Writes one chunk (typically a map frame) and resolves once the stream can take more: at once
+ * when under its high-water mark, else on 'drain'. Rejects if the stream closes first.
+ */
+export function writeChunk(stream: ServerHttp2Stream, chunk: Uint8Array): Promise<void> {
+  if (stream.destroyed || stream.closed || stream.writableEnded)
+    return Promise.reject(new ProtocolError('noise_closed', 'stream is closed'));
+  if (stream.write(chunk)) return Promise.resolve();
+  return new Promise<void>((resolve, reject) => {
+    const cleanup = (): void => {
+      stream.off('drain', onDrain);
+      stream.off('close', onClose);
+    };
+    const onDrain = (): void => {
+      cleanup();
+      resolve();
+    };
+    const onClose = (): void => {
+      cleanup();
+      reject(new ProtocolError('noise_closed', 'stream closed while writing'));
+    };
+    stream.on('drain', onDrain);
+    stream.on('close', onClose);
+  });
+}

@@ -54,3 +54,4 @@ export * from './map-framing.js';
 export * from './client/dial.js';
 export * from './client/server-key.js';
 export * from './client/control-client.js';
+export * from './tailcfg-schema.js';

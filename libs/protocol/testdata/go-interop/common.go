@@ -186,6 +186,8 @@ func checkMapStream(msgs []*tailcfg.MapResponse, nodeKey string) error {
 	return nil
 }
 
+func memB(b []byte) mem.RO { return mem.B(b) }
+
 func nodePub(tag byte, i int) key.NodePublic {
 	return key.NodePublicFromRaw32(mem.B(rawKeyBytes(tag, i)))
 }

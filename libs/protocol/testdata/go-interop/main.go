@@ -4,6 +4,7 @@
 //
 //	go-interop vectors                   print primitive known-answer vectors (JSON)
 //	go-interop transcript                print a deterministic handshake + records transcript (JSON)
+//	go-interop messages                  print tailcfg sample messages as Go encodes them (JSON)
 //	go-interop client -url ... -flags    act as a Tailscale client against a Switchboard server
 //	go-interop server -key ... -flags    act as a Tailscale-style control server for a Switchboard client
 //
@@ -26,6 +27,8 @@ func main() {
 		err = runVectors()
 	case "transcript":
 		err = runTranscript()
+	case "messages":
+		err = runMessages()
 	case "client":
 		err = runClient(os.Args[2:])
 	case "server":

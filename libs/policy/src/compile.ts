@@ -8,7 +8,7 @@
  * SaaS captures confirm).
  */
 import { familyBits, formatPrefixCompact, INTERNET_SET, IPSet, type Prefix } from './ip.js';
-import { normalizeLogin } from './syntax.js';
+import { NO_PROTO, normalizeLogin } from './syntax.js';
 import type { Alias, AliasRef, GrantRule, Policy, PortRange, ProtoSpec } from './types.js';
 import { EMPTY_POLICY, isAllowAll } from './policy.js';
 
@@ -21,6 +21,7 @@ export interface Literal {
 /** An identity selector: matched against a node's user, groups and tags. */
 export type IdentAlias =
   | { readonly kind: 'user'; readonly login: string }
+  | { readonly kind: 'userDomain'; readonly domain: string }
   | { readonly kind: 'group'; readonly name: string }
   | { readonly kind: 'tag'; readonly name: string }
   | { readonly kind: 'member' }
@@ -30,6 +31,8 @@ export type IdentAlias =
 export interface SelectorSpec {
   readonly key: string;
   readonly users: readonly string[];
+  /** `user:*@domain`: every user whose login is in that domain. */
+  readonly userDomains: readonly string[];
   readonly groups: readonly string[];
   readonly tags: readonly string[];
   readonly member: boolean;
@@ -140,6 +143,7 @@ export class SpecFactory {
 
   spec(aliases: readonly Alias[]): SelectorSpec {
     const users = new Set<string>();
+    const userDomains = new Set<string>();
     const groups = new Set<string>();
     const tags = new Set<string>();
     const literals = new Map<string, Literal>();
@@ -153,9 +157,12 @@ export class SpecFactory {
         case 'wildcard':
           wildcard = true;
           break;
-        case 'user':
-          users.add(normalizeLogin(a.login));
+        case 'user': {
+          const domain = userDomainOf(a.login);
+          if (domain !== null) userDomains.add(domain);
+          else users.add(normalizeLogin(a.login));
           break;
+        }
         case 'group':
           groups.add(a.name);
           break;
@@ -178,6 +185,7 @@ export class SpecFactory {
     }
     const keyParts = [
       ...[...users].map((u) => `u:${u}`),
+      ...[...userDomains].map((d) => `d:${d}`),
       ...[...groups].map((g) => `g:${g}`),
       ...[...tags].map((t) => `t:${t}`),
       ...[...literals.keys()].map((l) => `p:${l}`),
@@ -195,6 +203,7 @@ export class SpecFactory {
     const spec: SelectorSpec = {
       key,
       users: [...users].sort(),
+      userDomains: [...userDomains].sort(),
       groups: [...groups].sort(),
       tags: [...tags].sort(),
       member,
@@ -217,10 +226,18 @@ export class SpecFactory {
   }
 }
 
+/** `user:*@example.com` → `example.com` (Tailscale's all-users-of-a-domain selector). */
+export function userDomainOf(token: string): string | null {
+  const m = /^user:\*@(.+)$/.exec(token);
+  return m?.[1] === undefined ? null : m[1].toLowerCase();
+}
+
 function identOf(alias: Alias): IdentAlias | null {
   switch (alias.kind) {
-    case 'user':
-      return { kind: 'user', login: normalizeLogin(alias.login) };
+    case 'user': {
+      const domain = userDomainOf(alias.login);
+      return domain !== null ? { kind: 'userDomain', domain } : { kind: 'user', login: normalizeLogin(alias.login) };
+    }
     case 'group':
       return { kind: 'group', name: alias.name };
     case 'tag':
@@ -344,7 +361,9 @@ export function compilePolicy(policy: Policy | null): CompiledPolicy {
         const lit = f.literalOf(d);
         if (lit !== null) prefixes.push(lit);
       }
-      for (const ip of g.ip) {
+      // An app-only via grant yields no rule but still makes sources and routers peers (grant-k12).
+      const ips = g.ip.length > 0 ? g.ip : g.app !== null && g.app.length > 0 ? [{ proto: NO_PROTO, ports: [] }] : [];
+      for (const ip of ips) {
         hasVia = true;
         push({ kind: 'via', order: units.length, origin: g.origin, src, viaTags: g.via, prefixes, internet, ports: ip.ports, proto: ip.proto });
       }

@@ -26,6 +26,7 @@ import {
   type SelectorSpec,
   SpecFactory,
   type Unit,
+  userDomainOf,
 } from './compile.js';
 import {
   ALL4,
@@ -125,6 +126,8 @@ interface CapOut {
 }
 
 interface PlanRule {
+  /** Sort position: the unit order where this (merged) rule first appears in the unreduced list. */
+  readonly pos: number;
   readonly src: Render;
   readonly proto: readonly number[] | null;
   readonly dst: DstEntry[];
@@ -157,8 +160,11 @@ class PSet {
   readonly reach: BitSet;
   readonly partners: PSet[] = [];
   render: Render | null = null;
+  /** Number of identity members (kept in step with `ident`). */
+  identCount = 0;
 
   constructor(
+    readonly id: number,
     readonly spec: SelectorSpec,
     readonly role: Role,
     capacity: number,
@@ -382,6 +388,7 @@ export class PolicyEngine {
     if (n.user === null) return false;
     if (spec.member) return true;
     if (spec.users.includes(n.user)) return true;
+    for (const d of spec.userDomains) if (loginDomain(n.user) === d) return true;
     if (spec.groups.length > 0) {
       const gs = this.groupsOf(n.user);
       if (gs !== undefined) for (const g of spec.groups) if (gs.has(g)) return true;
@@ -399,6 +406,8 @@ export class PolicyEngine {
         return !n.tagged && n.user !== null;
       case 'user':
         return !n.tagged && n.user === a.login;
+      case 'userDomain':
+        return !n.tagged && n.user !== null && loginDomain(n.user) === a.domain;
       case 'group':
         return !n.tagged && n.user !== null && (this.groupsOf(n.user)?.has(a.name) ?? false);
     }
@@ -412,7 +421,7 @@ export class PolicyEngine {
     const key = `${role}\u0002${spec.key}`;
     const hit = this.setIndex.get(key);
     if (hit !== undefined) return hit;
-    const s = new PSet(spec, role, this.capacity());
+    const s = new PSet(this.setIndex.size, spec, role, this.capacity());
     this.setIndex.set(key, s);
     (role === 'src' ? this.srcSets : this.dstSets).push(s);
     return s;
@@ -426,6 +435,7 @@ export class PolicyEngine {
     const spec = set.spec;
     const ident = present && this.identMatch(n, spec);
     const identFlip = set.ident.put(s, ident);
+    if (identFlip) set.identCount += ident ? 1 : -1;
     if (set.role === 'src') {
       let ip = false;
       let route = false;
@@ -550,6 +560,7 @@ export class PolicyEngine {
     this.intern.clear();
     this.selfRenders.clear();
     this.routeRender = null;
+    this.firstPositions = null;
   }
 
   private fillAllSets(): void {
@@ -585,6 +596,9 @@ export class PolicyEngine {
         const b = userBits.get(u);
         if (b !== undefined) set.ident.or(b);
       }
+      for (const d of spec.userDomains) {
+        for (const [login, b] of userBits) if (loginDomain(login) === d) set.ident.or(b);
+      }
       for (const g of spec.groups) {
         const b = groupBits.get(g);
         if (b !== undefined) set.ident.or(b);
@@ -595,6 +609,7 @@ export class PolicyEngine {
       }
       if (spec.member) set.ident.or(memberBits);
       if (spec.tagged) set.ident.or(taggedBits);
+      set.identCount = popcount(set.ident);
       if (set.role === 'src') {
         set.peer.clearAll();
         set.peer.or(set.ident);
@@ -843,17 +858,63 @@ export class PolicyEngine {
     return u.prefixes.some((p) => nodeRoutesOverlap(n, p.prefix));
   }
 
-  private computePlan(n: NodeRec): PlanRule[] {
+  /**
+   * Merge key of a port rule: identical rendered SrcIPs and IPProto (capture acl-mr04 merges a
+   * group with the user it contains). Global (and via) rules of one
+   * key share a position: the first unit of that key that yields a rule anywhere in the tailnet
+   * (headscale/SaaS merge the unreduced list, then reduce per node).
+   */
+  private mergeKey(src: Render, proto: readonly number[] | null): string {
+    return `${src.id}|${protoKey(proto)}`;
+  }
+
+  /** A unit's dst resolves to at least one address somewhere (so its global rule exists). */
+  private unitActive(i: number): boolean {
+    const sets = this.unitSets[i];
+    if (sets?.src == null || sets.dst === null) return false;
+    const d = sets.dst;
+    const dstNonEmpty = d.spec.hasAddr || d.identCount > 0;
+    return dstNonEmpty && this.renderSet(sets.src).strings.length > 0;
+  }
+
+  /** First global position of every port-rule merge key. */
+  private computeFirstPositions(): Map<string, number> {
+    const out = new Map<string, number>();
+    const units = this.compiled.units;
+    for (let i = 0; i < units.length; i++) {
+      const u = units[i];
+      const sets = this.unitSets[i];
+      if (u?.kind !== 'ip' || sets?.src == null) continue;
+      const key = this.mergeKey(this.renderSet(sets.src), u.proto.numbers);
+      if (!out.has(key) && this.unitActive(i)) out.set(key, u.order);
+    }
+    return out;
+  }
+
+  private firstPositions: Map<string, number> | null = null;
+
+  private gfp(): Map<string, number> {
+    if (this.firstPositions === null) this.firstPositions = this.computeFirstPositions();
+    return this.firstPositions;
+  }
+
+  private computePlan(n: NodeRec, firstPos: ReadonlyMap<string, number> = this.gfp()): PlanRule[] {
     const out: PlanRule[] = [];
     const byKey = new Map<string, PlanRule>();
-    const merge = (src: Render, proto: readonly number[] | null, entries: DstEntry[]): void => {
-      const key = `${src.id}|${protoKey(proto)}`;
+    const merge = (
+      key: string,
+      order: number,
+      src: Render,
+      proto: readonly number[] | null,
+      entries: DstEntry[],
+    ): void => {
       const hit = byKey.get(key);
       if (hit !== undefined) {
         hit.dst.push(...entries);
         return;
       }
-      const rule: PlanRule = { src, proto, dst: entries, caps: null };
+      const pos = Math.min(order, firstPos.get(key) ?? order);
+      const rule: PlanRule = { pos, src, proto, dst: entries, caps: null };
       byKey.set(key, rule);
       out.push(rule);
     };
@@ -869,7 +930,7 @@ export class PolicyEngine {
           const r = this.renderSet(sets.src);
           if (r.strings.length === 0) break;
           const entries = this.dstEntries(u.items, u.ports, n);
-          if (entries.length > 0) merge(r, u.proto.numbers, entries);
+          if (entries.length > 0) merge(this.mergeKey(r, u.proto.numbers), u.order, r, u.proto.numbers, entries);
           break;
         }
         case 'cap': {
@@ -879,7 +940,7 @@ export class PolicyEngine {
             const dsts = this.capDstsForItem(item, n);
             if (dsts.length > 0) caps.push({ dsts, cap: u.cap });
           }
-          if (caps.length > 0) out.push({ src: this.renderSet(sets.src), proto: null, dst: [], caps });
+          if (caps.length > 0) out.push({ pos: u.order, src: this.renderSet(sets.src), proto: null, dst: [], caps });
           break;
         }
         case 'companion': {
@@ -889,7 +950,7 @@ export class PolicyEngine {
           const dsts = this.srcCapDsts(to, n);
           if (dsts.length === 0) break;
           const cap: CapSpec = { names: [u.capName], json: `{${JSON.stringify(u.capName)}:null}`, map: { [u.capName]: null } };
-          out.push({ src: this.renderSet(sets.from), proto: null, dst: [], caps: [{ dsts, cap }] });
+          out.push({ pos: u.order, src: this.renderSet(sets.from), proto: null, dst: [], caps: [{ dsts, cap }] });
           break;
         }
         case 'self-ip': {
@@ -898,14 +959,14 @@ export class PolicyEngine {
           if (r.strings.length === 0) break;
           const entries: DstEntry[] = [];
           for (const ip of n.ipStrings) for (const p of u.ports) entries.push({ ip, first: p.first, last: p.last });
-          merge(r, u.proto.numbers, entries);
+          merge(this.mergeKey(r, u.proto.numbers), u.order, r, u.proto.numbers, entries);
           break;
         }
         case 'self-cap': {
           if (n.tagged || n.user === null || sets.src === null) break;
           const r = this.selfRender(u.order, sets.src, n.user, false);
           if (r.strings.length === 0) break;
-          out.push({ src: r, proto: null, dst: [], caps: [{ dsts: [...n.hostPrefixes], cap: u.cap }] });
+          out.push({ pos: u.order, src: r, proto: null, dst: [], caps: [{ dsts: [...n.hostPrefixes], cap: u.cap }] });
           break;
         }
         case 'self-companion': {
@@ -913,7 +974,7 @@ export class PolicyEngine {
           if (!this.selfSrcHas(sets.src, n)) break;
           const r = this.selfRender(u.order, sets.src, n.user, true);
           const cap: CapSpec = { names: [u.capName], json: `{${JSON.stringify(u.capName)}:null}`, map: { [u.capName]: null } };
-          out.push({ src: r, proto: null, dst: [], caps: [{ dsts: [...n.hostPrefixes], cap }] });
+          out.push({ pos: u.order, src: r, proto: null, dst: [], caps: [{ dsts: [...n.hostPrefixes], cap }] });
           break;
         }
         case 'via': {
@@ -930,12 +991,12 @@ export class PolicyEngine {
               for (const pr of u.ports) entries.push({ ip: ir.text, first: pr.first, last: pr.last });
             }
           }
-          if (entries.length > 0) merge(r, u.proto.numbers, entries);
+          if (entries.length > 0) merge(this.mergeKey(r, u.proto.numbers), u.order, r, u.proto.numbers, entries);
           break;
         }
       }
     }
-    return out;
+    return out.sort((a, b) => a.pos - b.pos);
   }
 
   private cachedFilter(n: NodeRec): CachedFilter {
@@ -1123,11 +1184,12 @@ export class PolicyEngine {
           };
       const env = c.rule.acceptEnv !== null && c.rule.acceptEnv.length > 0 ? { acceptEnv: c.rule.acceptEnv } : {};
       // Group source nodes by user; tagged nodes repeat once per tag (SaaS wire format).
+      // Users are ordered by their oldest node (lowest id), standing in for SaaS's user-id order.
       const byUser = new Map<string, Addr[]>();
       const tagged: Addr[] = [];
-      c.src.ident.forEach((slot) => {
+      for (const slot of this.order) {
         const n = this.nodes[slot];
-        if (n === undefined) return;
+        if (n === undefined || !c.src.ident.has(slot)) continue;
         if (n.tagged) {
           for (let i = 0; i < n.tags.size; i++) tagged.push(...n.addrs);
         } else if (n.user !== null) {
@@ -1135,12 +1197,12 @@ export class PolicyEngine {
           list.push(...n.addrs);
           byUser.set(n.user, list);
         }
-      });
+      }
       const principals = (addrs: readonly Addr[]) =>
         [...addrs]
           .sort((x, y) => (x.family !== y.family ? x.family - y.family : x.value < y.value ? -1 : 1))
           .map((a) => ({ nodeIP: formatRange({ family: a.family, first: a.value, last: a.value }) }));
-      const users = [...byUser.keys()].sort();
+      const users = [...byUser.keys()];
       const localpart = (login: string): string | null => {
         const at = login.lastIndexOf('@');
         if (at < 0) return null;
@@ -1195,9 +1257,13 @@ export class PolicyEngine {
           if (h !== undefined && nodeIpIn(n, h.prefix)) return true;
           break;
         }
-        case 'user':
-          if (this.identAliasMatch(n, { kind: 'user', login: normalizeLogin(a.login) })) return true;
+        case 'user': {
+          const domain = userDomainOf(a.login);
+          const alias: IdentAlias =
+            domain !== null ? { kind: 'userDomain', domain } : { kind: 'user', login: normalizeLogin(a.login) };
+          if (this.identAliasMatch(n, alias)) return true;
           break;
+        }
         case 'group':
           if (this.identAliasMatch(n, { kind: 'group', name: a.name })) return true;
           break;
@@ -1428,6 +1494,7 @@ export class PolicyEngine {
       }
     }
     const routeKeysBefore = new Set(this.routeCount.keys());
+    const firstPosBefore = this.gfp();
 
     apply();
 
@@ -1473,6 +1540,7 @@ export class PolicyEngine {
     }
     for (const s of changedSets) this.invalidateRender(s);
     for (const u of affectedUsers) this.dropSelfRenders(u);
+    this.firstPositions = null;
 
     // Filters: receivers of rules whose SrcIPs changed, touched nodes, same-user nodes.
     const filterChanged = new Set<string>();
@@ -1524,6 +1592,8 @@ export class PolicyEngine {
       this.filterCache.delete(m.slot);
       if (!planEquals(oldPlan, this.cachedFilter(m).plan)) filterChanged.add(id);
     }
+
+    this.reorderedByFirstPositions(firstPosBefore, touchedIds, filterChanged);
 
     // Peers: every flipped pair involves a touched node.
     const peersChanged = new Set<string>();
@@ -1598,6 +1668,48 @@ export class PolicyEngine {
       capsChanged,
       peerDelta,
     };
+  }
+
+  /**
+   * A merge key's first global position moved (a rule of that key started or stopped resolving
+   * to any destination): nodes holding that key may see their rules reordered. Compares their
+   * plans under the old and new positions; everything else about them is unchanged.
+   */
+  private reorderedByFirstPositions(
+    before: ReadonlyMap<string, number>,
+    touched: ReadonlySet<string>,
+    filterChanged: Set<string>,
+  ): void {
+    const after = this.gfp();
+    const keys = new Set([...before.keys(), ...after.keys()]);
+    const units = this.compiled.units;
+    for (const key of keys) {
+      const p1 = before.get(key);
+      const p2 = after.get(key);
+      if (p1 === p2 || p1 === undefined || p2 === undefined) continue;
+      const lo = Math.min(p1, p2);
+      const hi = Math.max(p1, p2);
+      if (hi - lo <= 1) continue;
+      const candidates = new BitSet(this.capacity());
+      for (let i = 0; i < units.length; i++) {
+        const u = units[i];
+        const sets = this.unitSets[i];
+        if (u === undefined || sets?.src == null) continue;
+        if (u.kind === 'ip' && sets.dst !== null && this.mergeKey(this.renderSet(sets.src), u.proto.numbers) === key) {
+          candidates.or(sets.dst.recv);
+        } else if (u.kind === 'via' && this.mergeKey(this.renderSet(sets.src), u.proto.numbers) === key) {
+          for (const n of this.nodes) if (n !== undefined && this.viaHosts(u, n)) candidates.put(n.slot, true);
+        }
+      }
+      candidates.forEach((slot) => {
+        const m = this.nodes[slot];
+        if (m === undefined || touched.has(m.id) || filterChanged.has(m.id)) return;
+        if (!planEquals(this.computePlan(m, before), this.computePlan(m, after))) {
+          filterChanged.add(m.id);
+          this.filterCache.delete(slot);
+        }
+      });
+    }
   }
 
   /** Is `ip` rendered in `set` by something other than node slot `except`? */
@@ -1765,6 +1877,11 @@ function lowerBoundOrder(arr: readonly number[], id: string, idOf: (slot: number
     else hi = mid;
   }
   return lo;
+}
+
+function loginDomain(login: string): string {
+  const at = login.lastIndexOf('@');
+  return at < 0 ? '' : login.slice(at + 1).toLowerCase();
 }
 
 function sameSet(a: ReadonlySet<string> | undefined, b: readonly string[]): boolean {

@@ -15,6 +15,7 @@ export {
   type PolicyEngineOptions,
   type TagCheck,
 } from './engine.js';
+export { runPolicyTests, policyTestsError } from './policy-tests.js';
 export type {
   Policy,
   PolicyNode,

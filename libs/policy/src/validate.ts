@@ -16,6 +16,11 @@ export interface ValidateOptions {
    * are valid even when `groups` does not define them. `'any'` accepts every `group:` name.
    */
   readonly externalGroups?: Iterable<string> | 'any';
+  /**
+   * Email domains associated with the tailnet. When given, `user:*@<domain>` selectors and
+   * `localpart:*@<domain>` SSH users must name one of them (or `passkey`), as in Tailscale.
+   */
+  readonly tailnetDomains?: Iterable<string>;
 }
 
 const SRC_AUTOGROUPS: readonly AutogroupName[] = ['autogroup:member', 'autogroup:tagged', 'autogroup:danger-all'];
@@ -47,11 +52,13 @@ function list(groups: readonly string[]): string {
 class Validator {
   readonly issues: PolicyIssue[] = [];
   private readonly externalGroups: Set<string> | 'any';
+  private readonly domains: Set<string> | null;
 
   constructor(
     private readonly p: Policy,
     options: ValidateOptions,
   ) {
+    this.domains = options.tailnetDomains === undefined ? null : new Set(options.tailnetDomains);
     const ext = options.externalGroups;
     if (ext === 'any') this.externalGroups = 'any';
     else {
@@ -86,8 +93,21 @@ class Validator {
     return this.p.tagOwners.has(name);
   }
 
+  /** `user:*@domain` must use a domain of the tailnet when the caller says which those are. */
+  checkDomain(ref: AliasRef, prefix = ''): void {
+    if (this.domains === null || ref.alias.kind !== 'user') return;
+    const m = /^user:\*@(.*)$/.exec(ref.alias.login);
+    const domain = m?.[1];
+    if (domain === undefined || domain === 'passkey' || this.domains.has(domain)) return;
+    this.report(
+      ref.loc,
+      `${prefix}${domain} is not associated with this Tailnet and cannot be used in user:*@<domain> expressions`,
+    );
+  }
+
   /** Network rule sources (ACL and grant `src`). */
   checkNetSrc(ref: AliasRef): void {
+    this.checkDomain(ref);
     const a = ref.alias;
     switch (a.kind) {
       case 'host':
@@ -115,6 +135,7 @@ class Validator {
 
   /** Network rule destinations; `tagMessage` differs between ACLs and grants. */
   checkNetDst(ref: AliasRef, tagMessage: (tag: string) => string): void {
+    this.checkDomain(ref);
     const a = ref.alias;
     switch (a.kind) {
       case 'host':
@@ -248,7 +269,17 @@ class Validator {
   validateSsh(rule: NonNullable<Policy['ssh']>[number]): void {
     if (rule.action === '') this.report(rule.loc, 'action must be specified');
     if (rule.users.length === 0) this.report(rule.loc, 'users must be specified');
-    for (const u of rule.users) if (u.name === '' || u.name === '*') this.report(u.loc, `user ${q(u.name)} is not valid`);
+    for (const u of rule.users) {
+      if (u.name === '' || u.name === '*') this.report(u.loc, `user ${q(u.name)} is not valid`);
+      const lp = /^localpart:\*@(.+)$/.exec(u.name);
+      if (lp?.[1] !== undefined && this.domains !== null && !this.domains.has(lp[1])) {
+        this.report(
+          u.loc,
+          `${lp[1]} is not associated with this Tailnet and cannot be used in user:*@<domain> expressions`,
+        );
+      }
+    }
+    for (const s of [...rule.src, ...rule.dst]) this.checkDomain(s, '[ssh] ');
     for (const env of rule.acceptEnv ?? []) if (env === '') this.report(rule.loc, 'acceptEnv values cannot be empty');
     for (const s of rule.src) {
       const a = s.alias;

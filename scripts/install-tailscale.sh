@@ -12,6 +12,7 @@
 #   SWITCHBOARD_CACHE  (default $HOME/.cache/switchboard)
 #   TS_BUILD_WAIT_S    how long to wait for a build already running elsewhere (default 1800)
 #   TS_GO_REPLACE      extra "module=version" pairs (space separated) for the fallback build below
+#   HEADSCALE_VERSION  (default v0.27.1) built only with --with-headscale, into <cache>/headscale/<v>/
 #
 # Fallback build: the Go module proxy this project can reach refuses the zips of a few module
 # versions that recent Tailscale releases pin (v1.104.x pins gvisor, gliderssh and setec versions
@@ -23,11 +24,23 @@
 # never changed. What was replaced is written to <version>/BUILD-INFO.
 set -euo pipefail
 
+WITH_HEADSCALE=0
+for arg in "$@"; do
+  case "$arg" in
+    --with-headscale) WITH_HEADSCALE=1 ;;
+    *)
+      echo "usage: $0 [--with-headscale]" >&2
+      exit 2
+      ;;
+  esac
+done
+
 CACHE="${SWITCHBOARD_CACHE:-$HOME/.cache/switchboard}"
 TS_DIR="$CACHE/tailscale"
 NEWEST="${TS_VERSION_NEWEST:-v1.104.5}"
 OLDEST="${TS_VERSION_OLDEST:-v1.80.3}"
 WAIT_S="${TS_BUILD_WAIT_S:-1800}"
+HS_VERSION="${HEADSCALE_VERSION:-v0.27.1}"
 
 # Replacements for module versions the proxy refuses, keyed by the refused "module@version".
 # Each value is the newest version of that module the proxy serves that predates the refused one.
@@ -179,10 +192,40 @@ ensure_version() {
   exec 9>&-
 }
 
+# ensure_headscale: headscale (stand-in control server for the harness self-check and the
+# benchmark). The proxy refuses headscale's version list, which `go install pkg@version` reads for
+# deprecation notices, so that route fails; `go get` into a scratch module and install from there.
+ensure_headscale() {
+  local dir="$CACHE/headscale/$HS_VERSION" pkg=github.com/juanfont/headscale/cmd/headscale
+  if [ -x "$dir/headscale" ] && timeout 20 "$dir/headscale" version >/dev/null 2>&1; then
+    log "headscale $HS_VERSION: already built"
+    return 0
+  fi
+  mkdir -p "$dir"
+  local logf="$dir/build.log" work="$CACHE/headscale/.build-$HS_VERSION" start=$SECONDS
+  log "headscale $HS_VERSION: building (log: $logf)"
+  if ! GOBIN="$dir" "$GO" install "$pkg@$HS_VERSION" >"$logf" 2>&1; then
+    rm -rf "$work"
+    mkdir -p "$work"
+    printf 'module switchboard.local/hsbuild\n\ngo 1.21\n' >"$work/go.mod"
+    { (cd "$work" && "$GO" get "$pkg@$HS_VERSION" && GOBIN="$dir" "$GO" install "$pkg"); } >>"$logf" 2>&1 || {
+      tail -n 30 "$logf" >&2
+      die "headscale $HS_VERSION: build failed; see $logf"
+    }
+    rm -rf "$work"
+  fi
+  log "headscale $HS_VERSION: built in $((SECONDS - start))s"
+}
+
 mkdir -p "$TS_DIR"
 ensure_version "$NEWEST" tailscale tailscaled derper
 ensure_version "$OLDEST" tailscale tailscaled
 
+if [ "$WITH_HEADSCALE" = 1 ]; then ensure_headscale; fi
+
 for v in "$NEWEST" "$OLDEST"; do
-  printf '%s: %s (%s)\n' "$v" "$TS_DIR/$v" "$("$TS_DIR/$v/tailscale" version | head -n1)"
+  printf 'tailscale %s: %s (%s)\n' "$v" "$TS_DIR/$v" "$("$TS_DIR/$v/tailscale" version | head -n1)"
 done
+if [ "$WITH_HEADSCALE" = 1 ]; then
+  printf 'headscale %s: %s\n' "$HS_VERSION" "$CACHE/headscale/$HS_VERSION/headscale"
+fi

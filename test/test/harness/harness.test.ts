@@ -18,7 +18,7 @@ import {
   stunProbe,
   sweepLeftovers,
   type TailscaleNode,
-} from '../../src/index.js';
+} from '../../src/harness/index.js';
 
 /** A node one-liner that connects to host:port and exits 0, or prints the error and exits 1. */
 function tcpConnect(host: string, port: number): string {
@@ -94,7 +94,7 @@ void describe(
     });
 
     void it('sweeps the namespaces and processes of a run whose owner died', async () => {
-      const index = new URL('../../src/index.js', import.meta.url).href;
+      const index = new URL('../../src/harness/index.js', import.meta.url).href;
       const script =
         `const { Harness } = await import(${JSON.stringify(index)});` +
         `const h = await Harness.create({ sweep: false });` +

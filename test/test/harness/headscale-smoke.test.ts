@@ -22,7 +22,7 @@ import {
   ip,
   type Headscale,
   type TailscaleNode,
-} from '../../src/index.js';
+} from '../../src/harness/index.js';
 
 const enabled = process.env.SWITCHBOARD_HARNESS_HEADSCALE === '1';
 
@@ -128,7 +128,7 @@ void describe(
         process.execPath,
         '-e',
         `const s = require('node:net').connect(8080, '${target}', () => s.end('hello over the tailnet'));` +
-          "s.on('data', (d) => process.stdout.write(d)); setTimeout(() => process.exit(3), 10000);",
+          "s.on('data', (d) => process.stdout.write(d)); setTimeout(() => process.exit(3), 10000).unref();",
       ]);
       assert.equal(r.stdout, 'hello over the tailnet');
     });

@@ -99,8 +99,8 @@ export class SimNode {
     const c = this.client;
     if (!c) throw new Error('connect and register first');
     this.streamAbort = new AbortController();
-    let first: (m: MapResponse) => void;
-    let firstErr: (e: unknown) => void;
+    let first!: (m: MapResponse) => void;
+    let firstErr!: (e: unknown) => void;
     const firstP = new Promise<MapResponse>((res, rej) => {
       first = res;
       firstErr = rej;

@@ -5,15 +5,21 @@
  * error status and a log line, never a crash.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import * as http2 from 'node:http2';
+import type * as http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
-import { errorMessage, type Logger, SwitchboardError } from '@switchboard/common';
+import { errorMessage, type Logger, SwitchboardError, ValidationError } from '@switchboard/common';
 import {
+  createTs2021UpgradeHandler,
   formatKey,
-  handleTs2021Upgrade,
+  NoiseHttp2Server,
   parseMapRequest,
   parseRegisterRequest,
+  ProtocolError,
   publicKeyFromPrivate,
+  readRequestBody,
+  respondJson,
+  respondText,
+  type NoisePeer,
   type PrivateKey,
 } from '@switchboard/protocol';
 import type { ControlContext, ControlHandlers, MapResponder } from './control-handlers.js';
@@ -45,14 +51,32 @@ const OPTIONAL = new Set([
 
 export class EdgeServer {
   private server: Server | undefined;
-  private readonly sessions = new Set<http2.ServerHttp2Session>();
-  private readonly conns = new Set<Duplex>();
+  private readonly h2: NoiseHttp2Server;
+  private readonly upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
   readonly publicKeyText: string;
   counters = { upgrades: 0, upgradeFailures: 0, requests: 0, badRequests: 0 };
   boundPort = 0;
 
   constructor(private readonly o: EdgeOptions) {
     this.publicKeyText = formatKey('machine', publicKeyFromPrivate('machine', o.serverPrivate));
+    this.h2 = new NoiseHttp2Server({
+      logger: o.logger.child('h2'),
+      handler: (stream, headers, peer) => this.onStream(peer, stream, headers),
+    });
+    this.upgrade = createTs2021UpgradeHandler({
+      serverPrivate: o.serverPrivate,
+      minCapVersion: o.minCapVersion,
+      logger: o.logger.child('ts2021'),
+      onConnection: (conn) => {
+        this.counters.upgrades++;
+        try {
+          this.h2.serve(conn);
+        } catch (err) {
+          this.o.logger.warn('could not start HTTP/2 on a Noise connection', { err });
+          conn.destroy();
+        }
+      },
+    });
   }
 
   async start(): Promise<void> {
@@ -76,9 +100,8 @@ export class EdgeServer {
     if (!srv) return;
     await new Promise<void>((r) => {
       srv.close(() => r());
-      for (const s of this.sessions) s.destroy();
-      for (const c of this.conns) c.destroy();
       srv.closeAllConnections();
+      void this.h2.close();
     });
   }
 
@@ -108,42 +131,15 @@ export class EdgeServer {
   }
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    socket.on('error', (err) => this.o.logger.debug('client connection error', { err }));
-    const path = (req.url ?? '').split('?')[0];
-    if (path !== '/ts2021') {
-      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
-      return;
-    }
-    handleTs2021Upgrade(req, socket, head, {
-      serverPrivate: this.o.serverPrivate,
-      minCapVersion: this.o.minCapVersion,
-      logger: this.o.logger,
-      onConn: (conn, info) => {
-        this.counters.upgrades++;
-        this.serveHttp2(conn, { machineKey: formatKey('machine', info.machineKey), capVersion: info.capVersion });
-      },
-      onError: () => {
-        this.counters.upgradeFailures++;
-      },
-    });
+    socket.on('error', (err) => this.o.logger.debug('client connection error', { err: errorMessage(err) }));
+    if (this.upgrade(req, socket, head)) return;
+    this.counters.upgradeFailures++;
+    socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
   }
 
-  private serveHttp2(conn: Duplex, ctx: ControlContext): void {
-    this.conns.add(conn);
-    conn.once('close', () => this.conns.delete(conn));
-    conn.on('error', (err) => this.o.logger.debug('noise connection error', { err: errorMessage(err) }));
-    const h2 = http2.createServer({ settings: { maxConcurrentStreams: 100, initialWindowSize: 1 << 20 } });
-    h2.on('session', (session: http2.ServerHttp2Session) => {
-      this.sessions.add(session);
-      session.once('close', () => this.sessions.delete(session));
-      session.on('error', (err) => this.o.logger.debug('http2 session error', { err: errorMessage(err) }));
-    });
-    h2.on('stream', (stream, headers) => this.onStream(ctx, stream, headers));
-    h2.emit('connection', conn);
-  }
-
-  private onStream(ctx: ControlContext, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+  private onStream(peer: NoisePeer, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
     this.counters.requests++;
+    const ctx: ControlContext = { machineKey: peer.machineKeyText, capVersion: peer.capVersion };
     stream.on('error', (err) => this.o.logger.debug('http2 stream error', { err: errorMessage(err) }));
     const method = String(headers[':method'] ?? '');
     const rawPath = String(headers[':path'] ?? '').split('?')[0] ?? '';
@@ -152,7 +148,7 @@ export class EdgeServer {
     const path = i >= 0 ? rawPath.slice(i) : rawPath;
     if (path === '/machine/register' || path === '/machine/map') {
       if (method !== 'POST') return this.reply(stream, 405, `${path} takes POST`);
-      readBody(stream, MAX_BODY)
+      readRequestBody(stream, MAX_BODY, headers)
         .then((body) => (path === '/machine/register' ? this.register(ctx, stream, body) : this.map(ctx, stream, body)))
         .catch((err: unknown) => this.failRequest(ctx, stream, path, err));
       return;
@@ -163,9 +159,10 @@ export class EdgeServer {
 
   private failRequest(ctx: ControlContext, stream: http2.ServerHttp2Stream, path: string, err: unknown): void {
     this.counters.badRequests++;
-    if (err instanceof BodyTooLarge) {
-      this.o.logger.warn('request body too large', { path, machineKey: ctx.machineKey, limit: MAX_BODY });
-      return this.reply(stream, 413, `request body exceeds ${MAX_BODY} bytes`);
+    if (err instanceof ProtocolError && (err.code === 'body_too_large' || err.code === 'noise_closed')) {
+      // readRequestBody already answered 413 (or the client went away).
+      this.o.logger.warn('request refused', { path, machineKey: ctx.machineKey, reason: err.message });
+      return;
     }
     if (err instanceof SwitchboardError && err.code === 'invalid_input') {
       this.o.logger.warn('malformed request', { path, machineKey: ctx.machineKey, err: err.message });
@@ -176,19 +173,17 @@ export class EdgeServer {
   }
 
   private async register(ctx: ControlContext, stream: http2.ServerHttp2Stream, body: Buffer): Promise<void> {
-    const req = fromRegisterRequest(parseRegisterRequest(parseJson(body)));
+    const req = fromRegisterRequest(parseRegisterRequest(body));
     if (req.version < this.o.minCapVersion) {
       return this.reply(stream, 400, `unsupported client: capability version ${req.version} is below the minimum ${this.o.minCapVersion}; update tailscale`);
     }
     const r = await this.o.handlers.register(ctx, req);
     if (typeof r.body === 'string') return this.reply(stream, r.status, r.body);
-    if (stream.destroyed) return;
-    stream.respond({ ':status': r.status, 'content-type': 'application/json' });
-    stream.end(JSON.stringify(r.body));
+    respondJson(stream, r.status, r.body);
   }
 
   private async map(ctx: ControlContext, stream: http2.ServerHttp2Stream, body: Buffer): Promise<void> {
-    const req = fromMapRequest(parseMapRequest(parseJson(body)));
+    const req = fromMapRequest(parseMapRequest(body));
     if (req.version < this.o.minCapVersion) {
       return this.reply(stream, 400, `unsupported client: capability version ${req.version} is below the minimum ${this.o.minCapVersion}; update tailscale`);
     }
@@ -196,37 +191,8 @@ export class EdgeServer {
   }
 
   private reply(stream: http2.ServerHttp2Stream, status: number, message: string): void {
-    if (stream.destroyed || stream.headersSent) return;
-    stream.respond({ ':status': status, 'content-type': 'text/plain; charset=utf-8' });
-    stream.end(message + '\n');
-  }
-}
-
-class BodyTooLarge extends Error {}
-
-function readBody(stream: http2.ServerHttp2Stream, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let n = 0;
-    stream.on('data', (c: Buffer) => {
-      n += c.length;
-      if (n > limit) {
-        stream.removeAllListeners('data');
-        reject(new BodyTooLarge());
-        return;
-      }
-      chunks.push(c);
-    });
-    stream.once('end', () => resolve(Buffer.concat(chunks)));
-    stream.once('aborted', () => reject(new Error('client aborted the request')));
-  });
-}
-
-function parseJson(body: Buffer): unknown {
-  try {
-    return JSON.parse(body.toString('utf8')) as unknown;
-  } catch (err) {
-    throw new (class extends SwitchboardError {})('invalid_input', `request body is not valid JSON: ${errorMessage(err)}`);
+    if (stream.headersSent) return;
+    respondText(stream, status, message);
   }
 }
 
@@ -252,7 +218,7 @@ class Http2MapResponder implements MapResponder {
     if (this.closed) return;
     // A client that stops reading must not pin unbounded memory: drop it, it will reconnect.
     if (this.stream.writableLength > 8 << 20) {
-      this.stream.close(http2.constants.NGHTTP2_CANCEL);
+      this.stream.close(8 /* NGHTTP2_CANCEL */);
       return;
     }
     this.stream.write(frame);

@@ -1,9 +1,8 @@
 /**
- * Maps validated tailcfg requests (from libs/protocol) to the fields this service acts on,
- * normalising the client's conventions: zero keys and zero times mean "none", an `Auth` object
- * whose members are all empty (clients before 1.66 always send one) means no credentials.
+ * Maps requests validated by libs/protocol (canonical key text, zero keys and zero times already
+ * dropped, an all-empty `Auth` already treated as absent) to the fields this service acts on.
  */
-import type { MapRequest, RegisterRequest } from '@switchboard/protocol';
+import type { ParsedMapRequest as ProtoMap, ParsedRegisterRequest as ProtoRegister } from '@switchboard/protocol';
 
 export interface ParsedRegisterRequest {
   version: number;
@@ -27,35 +26,28 @@ export interface ParsedMapRequest {
   compress: string;
 }
 
-const ZERO_HEX = '0'.repeat(64);
-const nonZeroKey = (k: string | undefined | null): string | null =>
-  k === undefined || k === null || k === '' || k.endsWith(ZERO_HEX) ? null : k.toLowerCase();
-const nonZeroTime = (t: string | undefined | null): string | null =>
-  t === undefined || t === null || t === '' || t.startsWith('0001-01-01') ? null : t;
-
-export function fromRegisterRequest(r: RegisterRequest): ParsedRegisterRequest {
-  const authKey = r.Auth?.AuthKey;
+export function fromRegisterRequest(r: ProtoRegister): ParsedRegisterRequest {
   return {
     version: r.Version,
-    nodeKey: r.NodeKey.toLowerCase(),
-    oldNodeKey: nonZeroKey(r.OldNodeKey),
-    authKey: typeof authKey === 'string' && authKey.length > 0 ? authKey : null,
-    expiry: nonZeroTime(r.Expiry),
-    followup: r.Followup ?? '',
-    hostinfo: (r.Hostinfo as Record<string, unknown> | null | undefined) ?? null,
-    ephemeral: r.Ephemeral ?? false,
+    nodeKey: r.NodeKey,
+    oldNodeKey: r.OldNodeKey ?? null,
+    authKey: r.Auth?.AuthKey ?? null,
+    expiry: r.Expiry ? r.Expiry.toISOString() : null,
+    followup: r.Followup,
+    hostinfo: (r.Hostinfo as Record<string, unknown> | undefined) ?? null,
+    ephemeral: r.Ephemeral,
   };
 }
 
-export function fromMapRequest(r: MapRequest): ParsedMapRequest {
+export function fromMapRequest(r: ProtoMap): ParsedMapRequest {
   return {
     version: r.Version,
-    nodeKey: r.NodeKey.toLowerCase(),
-    discoKey: nonZeroKey(r.DiscoKey),
-    endpoints: r.Endpoints ?? [],
-    hostinfo: (r.Hostinfo as Record<string, unknown> | null | undefined) ?? null,
-    stream: r.Stream ?? false,
-    omitPeers: r.OmitPeers ?? false,
-    compress: r.Compress ?? '',
+    nodeKey: r.NodeKey,
+    discoKey: r.DiscoKey ?? null,
+    endpoints: r.Endpoints,
+    hostinfo: (r.Hostinfo as Record<string, unknown> | undefined) ?? null,
+    stream: r.Stream,
+    omitPeers: r.OmitPeers,
+    compress: r.Compress,
   };
 }

@@ -5,10 +5,9 @@
  * update check, pushes no DNS settings, and serves metrics, gRPC and its CLI socket locally only.
  * Used to self-check the harness and as the baseline in the benchmark.
  *
- * Build it with: GOTOOLCHAIN=auto GOBIN=~/.cache/switchboard/headscale/v0.27.1 \
- *   go install github.com/juanfont/headscale/cmd/headscale@v0.27.1
- * (where the module proxy refuses that module's version list, `go get` it into a scratch module
- * and `go install` from there; the binary is the same).
+ * Build it with `scripts/install-tailscale.sh --with-headscale` (v0.27.1 into
+ * ~/.cache/switchboard/headscale/v0.27.1/; the proxy refuses headscale's version list, so the
+ * script `go get`s it into a scratch module and installs from there).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,9 +20,13 @@ import { GiveUp, waitFor } from './wait.js';
 
 export const DEFAULT_HEADSCALE_VERSION = 'v0.27.1';
 
-/** Path of the headscale binary: SWITCHBOARD_HEADSCALE_BIN, else the cache. */
-export function headscaleBinary(version = DEFAULT_HEADSCALE_VERSION, env = process.env): string {
-  return env.SWITCHBOARD_HEADSCALE_BIN ?? join(cacheDir(env), 'headscale', version, 'headscale');
+/**
+ * Path of the headscale binary: SWITCHBOARD_HEADSCALE_BIN, else `<cache>/headscale/<version>/`
+ * with the version from HEADSCALE_VERSION (as in scripts/install-tailscale.sh --with-headscale).
+ */
+export function headscaleBinary(version?: string, env = process.env): string {
+  const v = version ?? env.HEADSCALE_VERSION ?? DEFAULT_HEADSCALE_VERSION;
+  return env.SWITCHBOARD_HEADSCALE_BIN ?? join(cacheDir(env), 'headscale', v, 'headscale');
 }
 
 /**

@@ -22,7 +22,7 @@ describe('spine: one process, simulated nodes', () => {
 
   const admin = (method: string, path: string, body?: unknown) => adminCall({ socketPath: srv.adminSocket }, method, path, body);
 
-  async function join(name: string, authKey = key): Promise<SimNode> {
+  async function joinNode(name: string, authKey = key): Promise<SimNode> {
     const n = new SimNode({ url, hostname: name });
     nodes.push(n);
     await n.connect();
@@ -60,8 +60,8 @@ describe('spine: one process, simulated nodes', () => {
   });
 
   test('nodes register, get a full map, and learn about joins, changes and deletions as deltas', async () => {
-    const a = await join('alpha');
-    const b = await join('beta');
+    const a = await joinNode('alpha');
+    const b = await joinNode('beta');
     assert.equal(a.self?.Name, 'alpha.switchboard.internal.');
     await waitFor(() => a.peers.has(b.self!.ID as number), { what: 'alpha to see beta' });
     assert.ok(b.peers.has(a.self!.ID as number));
@@ -69,7 +69,7 @@ describe('spine: one process, simulated nodes', () => {
     assert.ok(first.DERPMap, 'DERPMap in the first message');
     assert.deepEqual(first.PacketFilter, [{ SrcIPs: ['*'], DstPorts: [{ IP: '*', Ports: { First: 0, Last: 65535 } }] }]);
 
-    const c = await join('gamma');
+    const c = await joinNode('gamma');
     const cid = c.self!.ID as number;
     await waitFor(() => a.peers.has(cid) && b.peers.has(cid), { what: 'alpha and beta to see gamma' });
     const joinMsg = a.messages.find((m) => (m as unknown as { PeersChanged?: { ID: number }[] }).PeersChanged?.some((p) => p.ID === cid));
@@ -93,7 +93,7 @@ describe('spine: one process, simulated nodes', () => {
   });
 
   test("a node key owned by another machine is refused on map and register", async () => {
-    const victim = await join('victim');
+    const victim = await joinNode('victim');
     const thief = new SimNode({ url, hostname: 'thief' });
     nodes.push(thief);
     await thief.connect();
@@ -131,13 +131,13 @@ describe('spine: one process, simulated nodes', () => {
         s.on('close', () => resolve());
       });
     }
-    const ok = await join('still-alive');
+    const ok = await joinNode('still-alive');
     assert.ok(ok.self);
   });
 
   test('an ephemeral node that logs out is deleted', async () => {
     const ekey = ((await admin('POST', '/api/v1/preauthkeys', { user: 'alice', ephemeral: true })) as { key: string }).key;
-    const e = await join('eph', ekey);
+    const e = await joinNode('eph', ekey);
     const id = e.self!.ID as number;
     const out = await e.client!.register({
       Version: e.capVersion,

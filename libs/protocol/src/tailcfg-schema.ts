@@ -142,11 +142,9 @@ const netInfoSchema = z
       .min(0)
       .max(2 ** 31),
     LinkType: str(64),
-    DERPLatency: z
-      .record(str(64), z.number())
-      .refine((r) => Object.keys(r).length <= LIMITS.derpLatency, {
-        message: `at most ${LIMITS.derpLatency} entries`,
-      }),
+    DERPLatency: z.record(str(64), z.number()).refine((r) => Object.keys(r).length <= LIMITS.derpLatency, {
+      message: `at most ${LIMITS.derpLatency} entries`,
+    }),
     FirewallMode: str(64),
   })
   .partial()

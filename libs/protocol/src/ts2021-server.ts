@@ -192,9 +192,10 @@ export function createTs2021UpgradeHandler(
     try {
       accepted = acceptInitiation(init, serverPrivate);
     } catch (err) {
-      // Cryptographic failure: the reference server just closes the connection.
+      // Cryptographic failure: the reference server has sent its 101 and just closes.
       log.warn('ts2021 noise handshake failed', { remoteAddress, version, err });
-      socket.destroy();
+      socket.end(RESPONSE_101);
+      setTimeout(() => socket.destroy(), 5000).unref();
       return;
     }
 

@@ -18,7 +18,7 @@ import { publicKeyFromPrivate, type MachinePublic } from '../keys.js';
 import { MapFrameDecoder, parseMapFrame, type MapFrameDecoderOptions } from '../map-framing.js';
 import type { NoiseConn } from '../noise/noise-conn.js';
 import type { EarlyNoise, MapRequest, MapResponse, RegisterRequest, RegisterResponse } from '../tailcfg.js';
-import { dialControl, type DialControlOptions } from './dial.js';
+import { dialControl, type ControlConnection, type DialControlOptions } from './dial.js';
 
 export interface ControlResponse {
   readonly status: number;
@@ -63,12 +63,9 @@ export class ControlClient {
   /** Resolves when the connection has closed, for whatever reason. */
   readonly closed: Promise<void>;
 
-  private constructor(
-    opts: DialControlOptions,
-    c: { conn: NoiseConn; session: ClientHttp2Session; earlyNoise: EarlyNoise | null },
-  ) {
-    this.machineKey = publicKeyFromPrivate('machine', opts.machinePrivate);
-    this.capVersion = opts.capVersion ?? CURRENT_CAPVER;
+  private constructor(machineKey: MachinePublic, capVersion: number, c: ControlConnection) {
+    this.machineKey = machineKey;
+    this.capVersion = capVersion;
     this.conn = c.conn;
     this.session = c.session;
     this.earlyNoise = c.earlyNoise;
@@ -81,7 +78,20 @@ export class ControlClient {
   /** Dials /ts2021, does the Noise handshake and starts HTTP/2. */
   static async connect(opts: DialControlOptions): Promise<ControlClient> {
     const c = await dialControl(opts);
-    return new ControlClient(opts, c);
+    return new ControlClient(
+      publicKeyFromPrivate('machine', opts.machinePrivate),
+      opts.capVersion ?? CURRENT_CAPVER,
+      c,
+    );
+  }
+
+  /** Wraps an already established connection (see openControlSession). */
+  static fromConnection(
+    c: ControlConnection,
+    machineKey: MachinePublic,
+    capVersion: number = CURRENT_CAPVER,
+  ): ControlClient {
+    return new ControlClient(machineKey, capVersion, c);
   }
 
   get isClosed(): boolean {

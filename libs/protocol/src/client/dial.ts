@@ -243,8 +243,31 @@ export interface ControlConnection {
  */
 export async function dialControl(opts: DialControlOptions): Promise<ControlConnection> {
   const conn = await dialNoise(opts);
-  const target = parseTarget(opts.url);
-  const session = http2.connect(`https://${target.hostHeader}`, {
+  return openControlSession(conn, {
+    authority: parseTarget(opts.url).hostHeader,
+    timeoutMs: opts.timeoutMs,
+    maxSessionMemory: opts.maxSessionMemory,
+  });
+}
+
+export interface ControlSessionOptions {
+  /** `:authority` of requests (default "unused"; servers must ignore it). */
+  authority?: string;
+  /** How long to wait for the server's first bytes (default 10 s). */
+  timeoutMs?: number;
+  /** Passed to http2.connect (MB; default 10). */
+  maxSessionMemory?: number;
+}
+
+/**
+ * Starts the HTTP/2 client on an established client-side NoiseConn (one made with
+ * detectEarlyPayload, as dialNoise does) and waits for the server's first bytes.
+ */
+export async function openControlSession(
+  conn: NoiseConn,
+  opts: ControlSessionOptions = {},
+): Promise<ControlConnection> {
+  const session = http2.connect(`https://${opts.authority ?? 'unused'}`, {
     createConnection: () => conn,
     maxSessionMemory: opts.maxSessionMemory ?? 10,
     settings: { enablePush: false },

@@ -33,6 +33,11 @@ class MemoryEnd extends Duplex {
     });
   }
 
+  /** Corked writes arrive as one chunk, like a net.Socket's writev. */
+  override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
+    this._write(Buffer.concat(chunks.map((c) => c.chunk)), 'binary', cb);
+  }
+
   override _final(cb: (err?: Error | null) => void): void {
     setImmediate(() => {
       if (!this.peer.destroyed) this.peer.push(null);

@@ -1,2 +1,3 @@
 export * from './harness/index.js';
 export * from './sim-node.js';
+export * from './scenarios/spine-scenario.js';

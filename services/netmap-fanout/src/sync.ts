@@ -27,6 +27,7 @@ export class ModelSync {
   private resyncing: Promise<void> | undefined;
   lastSeq = 0;
   ready = false;
+  private stopped = false;
 
   constructor(
     private readonly bus: Bus,
@@ -35,9 +36,24 @@ export class ModelSync {
     private readonly log: Logger,
   ) {}
 
+  /**
+   * Loads the read model, retrying with backoff while the owning services are not answering yet
+   * (replicas may start in any order); readiness stays false until it succeeds.
+   */
   async start(): Promise<void> {
-    await this.resync();
-    this.ready = true;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.resync();
+        this.ready = true;
+        return;
+      } catch (err) {
+        const code = (err as { code?: unknown }).code;
+        if (this.stopped || (code !== 'unavailable' && code !== 'timeout')) throw err;
+        const delay = Math.min(5000, 100 * 2 ** attempt);
+        this.log.warn('waiting for key-registry, identity and policy-compiler to answer', { err, retryInMs: delay });
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
   }
 
   private async loadSnapshots(): Promise<number> {
@@ -132,6 +148,7 @@ export class ModelSync {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     if (this.sub) await this.sub.unsubscribe();
   }
 }

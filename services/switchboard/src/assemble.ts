@@ -30,7 +30,7 @@ export async function openBus(cfg: BaseConfig, logger: Logger, name: string, opt
 
 export function openStreamRegistry(cfg: BaseConfig): StreamRegistry {
   if (!cfg.REDIS_URL) return new MemoryStreamRegistry();
-  return new RedisStreamRegistry(new Redis(cfg.REDIS_URL, { maxRetriesPerRequest: 3, lazyConnect: false }));
+  return new RedisStreamRegistry(new Redis(cfg.REDIS_URL, { maxRetriesPerRequest: 3, lazyConnect: false }), `${cfg.REDIS_KEY_PREFIX}stream:`);
 }
 
 /** The server's long-term Noise key: from config, or a key file created on first start (keep it stable). */

@@ -19,6 +19,8 @@ export const baseConfigSchema = z.object({
   NATS_URL: url(['nats']).optional(),
   /** Redis for the live-stream registry; unset = in-memory (one replica only). */
   REDIS_URL: url(['redis', 'rediss']).optional(),
+  /** Prefix of every Redis key Switchboard writes (lets several deployments share one Redis). */
+  REDIS_KEY_PREFIX: z.string().default('switchboard:'),
   /** Where embedded state lives (PGlite data, Noise key, admin socket). */
   DATA_DIR: z.string().default(join(process.env.XDG_DATA_HOME ?? join(homedir(), '.local', 'share'), 'switchboard')),
   /** Address the client edge (/key, /ts2021) listens on. */

@@ -77,7 +77,7 @@ export class SimNode {
       ...(authKey !== null ? { Auth: { AuthKey: authKey } } : {}),
       Hostinfo: { Hostname: this.opts.hostname ?? 'sim', OS: 'linux', BackendLogID: 'sim' },
       ...extra,
-    } as Parameters<ControlClient['register']>[0]);
+    });
   }
 
   mapRequest(over: Partial<MapRequest> = {}): MapRequest {
@@ -91,7 +91,7 @@ export class SimNode {
       Hostinfo: { Hostname: this.opts.hostname ?? 'sim', OS: 'linux', BackendLogID: 'sim' },
       Endpoints: ['192.0.2.1:41641'],
       ...over,
-    } as MapRequest;
+    };
   }
 
   /** Starts the long-poll map stream and applies every message to `peers`/`self`. */
@@ -108,7 +108,10 @@ export class SimNode {
     let gotFirst = false;
     this.streamDone = (async () => {
       try {
-        for await (const m of c.mapStream(this.mapRequest(), { signal: this.streamAbort!.signal, keepAlives: false })) {
+        for await (const m of c.mapStream(this.mapRequest(), {
+          signal: this.streamAbort!.signal,
+          keepAlives: false,
+        })) {
           this.apply(m.message);
           if (!gotFirst) {
             gotFirst = true;
@@ -139,7 +142,8 @@ export class SimNode {
     } else {
       for (const id of (msg.PeersRemoved as number[] | undefined) ?? []) this.peers.delete(id);
       for (const p of (msg.PeersChanged as PeerNode[] | undefined) ?? []) this.peers.set(p.ID, p);
-      for (const patch of (msg.PeersChangedPatch as (Record<string, unknown> & { NodeID: number })[] | undefined) ?? []) {
+      for (const patch of (msg.PeersChangedPatch as
+        (Record<string, unknown> & { NodeID: number })[] | undefined) ?? []) {
         const p = this.peers.get(patch.NodeID);
         if (!p) continue;
         for (const [k, v] of Object.entries(patch)) {

@@ -1,8 +1,13 @@
 /** Small assert helpers for byte inputs: they say what was wrong instead of failing later. */
 import { ValidationError } from './errors.js';
 
-export function assertBytes(value: unknown, length: number | undefined, what: string): asserts value is Uint8Array {
-  if (!(value instanceof Uint8Array)) throw new ValidationError(`${what}: expected bytes, got ${typeof value}`);
+export function assertBytes(
+  value: unknown,
+  length: number | undefined,
+  what: string,
+): asserts value is Uint8Array {
+  if (!(value instanceof Uint8Array))
+    throw new ValidationError(`${what}: expected bytes, got ${typeof value}`);
   if (length !== undefined && value.length !== length)
     throw new ValidationError(`${what}: expected ${length} bytes, got ${value.length}`);
 }

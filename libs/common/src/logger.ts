@@ -65,7 +65,13 @@ class JsonLogger implements Logger {
     try {
       line = JSON.stringify(rec);
     } catch {
-      line = JSON.stringify({ time: rec.time, level, logger: this.name, msg, note: 'fields not serialisable' });
+      line = JSON.stringify({
+        time: rec.time,
+        level,
+        logger: this.name,
+        msg,
+        note: 'fields not serialisable',
+      });
     }
     this.sink()(line);
   }

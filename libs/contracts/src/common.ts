@@ -12,5 +12,8 @@ export function validateMessage<S extends ZodTypeAny>(schema: S, value: unknown,
     .slice(0, 5)
     .map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`)
     .join('; ');
-  throw new ValidationError(`${what}: invalid message: ${issues}`, 'the sender and receiver disagree on the contract; check both run the same version');
+  throw new ValidationError(
+    `${what}: invalid message: ${issues}`,
+    'the sender and receiver disagree on the contract; check both run the same version',
+  );
 }

@@ -25,8 +25,14 @@ export const UserRemoved = defineEvent(
     version: z.number().int().nonnegative(),
   }),
 );
-export const TailnetUpserted = defineEvent('events.v1.tailnet-upserted', z.object({ tailnet: TailnetRecordSchema }));
-export const PolicyChanged = defineEvent('events.v1.policy-changed', z.object({ policy: PolicyRecordSchema }));
+export const TailnetUpserted = defineEvent(
+  'events.v1.tailnet-upserted',
+  z.object({ tailnet: TailnetRecordSchema }),
+);
+export const PolicyChanged = defineEvent(
+  'events.v1.policy-changed',
+  z.object({ policy: PolicyRecordSchema }),
+);
 
 /** Every event type, for consumers that dispatch on subject. */
 export const allEvents: readonly EventType<z.ZodTypeAny>[] = [

@@ -21,7 +21,11 @@ export const CreateUser = defineRpc(
   }),
   z.object({ user: UserRecordSchema }),
 );
-export const ListUsers = defineRpc('identity.v1.list-users', z.object({}), z.object({ users: z.array(UserRecordSchema) }));
+export const ListUsers = defineRpc(
+  'identity.v1.list-users',
+  z.object({}),
+  z.object({ users: z.array(UserRecordSchema) }),
+);
 export const GetUser = defineRpc(
   'identity.v1.get-user',
   z.object({ id: z.number().int().positive().optional(), name: z.string().optional() }),

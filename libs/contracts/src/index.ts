@@ -6,5 +6,10 @@ export * as keyRegistry from './key-registry.contract.js';
 export * as identity from './identity.contract.js';
 export * as policy from './policy-compiler.contract.js';
 export * as fanout from './netmap-fanout.contract.js';
-export type { RegisterInput, RegisterResult, UpdateNodeInput, PreAuthKeyRecord } from './key-registry.contract.js';
+export type {
+  RegisterInput,
+  RegisterResult,
+  UpdateNodeInput,
+  PreAuthKeyRecord,
+} from './key-registry.contract.js';
 export type { ApiKeyRecord } from './identity.contract.js';

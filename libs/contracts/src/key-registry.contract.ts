@@ -70,7 +70,10 @@ export const GetNodeByKey = defineRpc(
 
 export const ListNodes = defineRpc(
   'keyreg.v1.list-nodes',
-  z.object({ tailnetId: z.number().int().positive().optional(), userId: z.number().int().positive().optional() }),
+  z.object({
+    tailnetId: z.number().int().positive().optional(),
+    userId: z.number().int().positive().optional(),
+  }),
   z.object({ nodes: z.array(NodeRecordSchema) }),
 );
 
@@ -113,7 +116,10 @@ export const CreatePreAuthKey = defineRpc(
     tailnetId: z.number().int().positive().optional(),
     reusable: z.boolean().default(false),
     ephemeral: z.boolean().default(false),
-    tags: z.array(z.string().regex(/^tag:[a-zA-Z][a-zA-Z0-9-]*$/)).max(64).default([]),
+    tags: z
+      .array(z.string().regex(/^tag:[a-zA-Z][a-zA-Z0-9-]*$/))
+      .max(64)
+      .default([]),
     expiresAt: isoTime,
   }),
   z.object({ key: z.string(), record: PreAuthKeyRecordSchema }),

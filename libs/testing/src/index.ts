@@ -64,12 +64,15 @@ export async function waitFor<T>(
   for (;;) {
     try {
       last = await probe();
-      if (last) return last as NonNullable<T>;
+      if (last) return last;
     } catch (err) {
       lastErr = err;
     }
     if (Date.now() > end) {
-      const tail = lastErr instanceof Error ? ` (last error: ${lastErr.message})` : ` (last value: ${JSON.stringify(last)})`;
+      const tail =
+        lastErr instanceof Error
+          ? ` (last error: ${lastErr.message})`
+          : ` (last value: ${JSON.stringify(last)})`;
       throw new Error(`timed out after ${opts.timeoutMs ?? 5000} ms waiting for ${opts.what}${tail}`);
     }
     await sleep(opts.intervalMs ?? 20);

@@ -1,5 +1,11 @@
 /** Nest module for identity. */
-import { Inject, Module, type DynamicModule, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import {
+  Inject,
+  Module,
+  type DynamicModule,
+  type OnApplicationShutdown,
+  type OnModuleInit,
+} from '@nestjs/common';
 import { IdentityRuntime, type IdentityRuntimeOptions } from './identity.runtime.js';
 
 export const IDENTITY_RUNTIME = Symbol('IDENTITY_RUNTIME');
@@ -19,7 +25,10 @@ export class IdentityModule {
   static forRoot(opts: IdentityRuntimeOptions): DynamicModule {
     return {
       module: IdentityModule,
-      providers: [{ provide: IDENTITY_RUNTIME, useFactory: () => new IdentityRuntime(opts) }, IdentityLifecycle],
+      providers: [
+        { provide: IDENTITY_RUNTIME, useFactory: () => new IdentityRuntime(opts) },
+        IdentityLifecycle,
+      ],
       exports: [IDENTITY_RUNTIME],
     };
   }

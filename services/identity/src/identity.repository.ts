@@ -59,7 +59,10 @@ function mapApiKey(r: ApiKeyRow): ApiKeyRecord {
 
 export class IdentityRepository {
   async setting(q: Queryable, key: string, fallback: () => string): Promise<string> {
-    await q.query(`INSERT INTO ${S}.settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING`, [key, fallback()]);
+    await q.query(`INSERT INTO ${S}.settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING`, [
+      key,
+      fallback(),
+    ]);
     const r = await q.query<{ value: string }>(`SELECT value FROM ${S}.settings WHERE key = $1`, [key]);
     return r.rows[0]!.value;
   }
@@ -87,9 +90,10 @@ export class IdentityRepository {
   }
 
   async userByName(q: Queryable, name: string): Promise<UserRecord | null> {
-    const r = await q.query<UserRow>(`SELECT * FROM ${S}.users WHERE name = $1 OR login_name = $1 ORDER BY id LIMIT 1`, [
-      name,
-    ]);
+    const r = await q.query<UserRow>(
+      `SELECT * FROM ${S}.users WHERE name = $1 OR login_name = $1 ORDER BY id LIMIT 1`,
+      [name],
+    );
     return r.rows[0] ? mapUser(r.rows[0]) : null;
   }
 
@@ -98,7 +102,10 @@ export class IdentityRepository {
     return r.rows[0] ? mapUser(r.rows[0]) : null;
   }
 
-  async insertApiKey(q: Queryable, k: { prefix: string; hash: string; expiresAt: Date }): Promise<ApiKeyRecord> {
+  async insertApiKey(
+    q: Queryable,
+    k: { prefix: string; hash: string; expiresAt: Date },
+  ): Promise<ApiKeyRecord> {
     const r = await q.query<ApiKeyRow>(
       `INSERT INTO ${S}.api_keys (prefix, hash, expires_at) VALUES ($1, $2, $3::timestamptz) RETURNING *`,
       [k.prefix, k.hash, k.expiresAt.toISOString()],

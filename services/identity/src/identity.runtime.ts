@@ -20,12 +20,26 @@ export class IdentityRuntime {
   private subs: Subscription[] = [];
 
   constructor(private readonly opts: IdentityRuntimeOptions) {
-    this.relay = new OutboxRelay({ db: opts.db, schema: IDENTITY_SCHEMA, bus: opts.bus, logger: opts.logger.child('outbox') });
-    this.service = new IdentityService({ db: opts.db, bus: opts.bus, logger: opts.logger, kickOutbox: () => this.relay.kick() });
+    this.relay = new OutboxRelay({
+      db: opts.db,
+      schema: IDENTITY_SCHEMA,
+      bus: opts.bus,
+      logger: opts.logger.child('outbox'),
+    });
+    this.service = new IdentityService({
+      db: opts.db,
+      bus: opts.bus,
+      logger: opts.logger,
+      kickOutbox: () => this.relay.kick(),
+    });
   }
 
   async start(): Promise<void> {
-    await migrate(this.opts.db, { schema: IDENTITY_SCHEMA, dir: IDENTITY_MIGRATIONS, logger: this.opts.logger });
+    await migrate(this.opts.db, {
+      schema: IDENTITY_SCHEMA,
+      dir: IDENTITY_MIGRATIONS,
+      logger: this.opts.logger,
+    });
     await this.service.init();
     this.relay.start();
     this.subs = bindIdentity(this.opts.bus, this.service);

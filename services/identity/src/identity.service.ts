@@ -6,7 +6,14 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Db, Queryable } from '@switchboard/db';
 import { appendOutbox } from '@switchboard/db';
 import type { Logger } from '@switchboard/common';
-import { UserRemoved, UserUpserted, callRpc, keyRegistry, type ApiKeyRecord, type UserRecord } from '@switchboard/contracts';
+import {
+  UserRemoved,
+  UserUpserted,
+  callRpc,
+  keyRegistry,
+  type ApiKeyRecord,
+  type UserRecord,
+} from '@switchboard/contracts';
 import type { Bus } from '@switchboard/bus';
 import { IdentityError } from './identity.errors.js';
 import { IdentityRepository } from './identity.repository.js';
@@ -28,7 +35,9 @@ export class IdentityService {
   constructor(private readonly deps: IdentityDeps) {}
 
   async init(): Promise<void> {
-    this.pepper = await this.repo.setting(this.deps.db, 'api_key_pepper', () => randomBytes(32).toString('hex'));
+    this.pepper = await this.repo.setting(this.deps.db, 'api_key_pepper', () =>
+      randomBytes(32).toString('hex'),
+    );
   }
 
   private async tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
@@ -37,7 +46,12 @@ export class IdentityService {
     return out;
   }
 
-  async createUser(req: { name: string; displayName?: string | undefined; email?: string | undefined; tailnetId?: number | undefined }): Promise<UserRecord> {
+  async createUser(req: {
+    name: string;
+    displayName?: string | undefined;
+    email?: string | undefined;
+    tailnetId?: number | undefined;
+  }): Promise<UserRecord> {
     return this.tx(async (q) => {
       const user = await this.repo.insertUser(q, {
         tailnetId: req.tailnetId ?? 1,
@@ -46,7 +60,12 @@ export class IdentityService {
         displayName: req.displayName ?? req.name,
         email: req.email ?? null,
       });
-      if (!user) throw new IdentityError('user_exists', `user "${req.name}" already exists`, 'pick another name or use the existing user');
+      if (!user)
+        throw new IdentityError(
+          'user_exists',
+          `user "${req.name}" already exists`,
+          'pick another name or use the existing user',
+        );
       await appendOutbox(q, IDENTITY_SCHEMA, UserUpserted.subject, { user });
       this.deps.logger.info('user created', { userId: user.id, name: user.name });
       return user;
@@ -66,11 +85,24 @@ export class IdentityService {
   async deleteUser(id: number): Promise<UserRecord> {
     const { nodes } = await callRpc(this.deps.bus, keyRegistry.ListNodes, { userId: id });
     if (nodes.length > 0)
-      throw new IdentityError('user_has_nodes', `user ${id} still owns ${nodes.length} node(s)`, 'delete them first with "switchboard nodes delete ID"');
+      throw new IdentityError(
+        'user_has_nodes',
+        `user ${id} still owns ${nodes.length} node(s)`,
+        'delete them first with "switchboard nodes delete ID"',
+      );
     return this.tx(async (q) => {
       const user = await this.repo.deleteUser(q, id);
-      if (!user) throw new IdentityError('user_not_found', `no user with id ${id}`, 'list users with "switchboard users list"');
-      await appendOutbox(q, IDENTITY_SCHEMA, UserRemoved.subject, { userId: user.id, tailnetId: user.tailnetId, version: user.version + 1 });
+      if (!user)
+        throw new IdentityError(
+          'user_not_found',
+          `no user with id ${id}`,
+          'list users with "switchboard users list"',
+        );
+      await appendOutbox(q, IDENTITY_SCHEMA, UserRemoved.subject, {
+        userId: user.id,
+        tailnetId: user.tailnetId,
+        version: user.version + 1,
+      });
       return user;
     });
   }
@@ -82,7 +114,11 @@ export class IdentityService {
   async createApiKey(expiresAt: string): Promise<{ key: string; record: ApiKeyRecord }> {
     const prefix = randomBytes(8).toString('hex');
     const secret = randomBytes(24).toString('base64url');
-    const record = await this.repo.insertApiKey(this.deps.db, { prefix, hash: this.hash(secret), expiresAt: new Date(expiresAt) });
+    const record = await this.repo.insertApiKey(this.deps.db, {
+      prefix,
+      hash: this.hash(secret),
+      expiresAt: new Date(expiresAt),
+    });
     this.deps.logger.info('api key created', { prefix: record.prefix });
     return { key: `sbapi-${prefix}-${secret}`, record };
   }
@@ -106,7 +142,12 @@ export class IdentityService {
   async expireApiKey(prefix: string): Promise<ApiKeyRecord> {
     const p = prefix.replace(/^sbapi-/, '').split('-')[0] ?? '';
     const rec = await this.repo.expireApiKey(this.deps.db, p);
-    if (!rec) throw new IdentityError('api_key_not_found', `no API key ${prefix}`, 'list keys with "switchboard apikeys list"');
+    if (!rec)
+      throw new IdentityError(
+        'api_key_not_found',
+        `no API key ${prefix}`,
+        'list keys with "switchboard apikeys list"',
+      );
     return rec;
   }
 }

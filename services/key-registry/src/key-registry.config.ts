@@ -11,7 +11,9 @@ export function parseDuration(s: string): number {
   const m = /^(\d+)(ms|s|m|h|d)$/.exec(s);
   if (!m) throw new Error(`bad duration ${s}`);
   const n = Number(m[1]);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[
+    m[2] as 'ms' | 's' | 'm' | 'h' | 'd'
+  ];
   return n * unit;
 }
 
@@ -30,7 +32,10 @@ export const keyRegistryConfigSchema = z.object({
   /** MagicDNS base domain of the default tailnet. */
   BASE_DOMAIN: z
     .string()
-    .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/, 'a DNS domain like tailnet.example.com')
+    .regex(
+      /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/,
+      'a DNS domain like tailnet.example.com',
+    )
     .default('switchboard.internal'),
 });
 export type KeyRegistryConfig = z.infer<typeof keyRegistryConfigSchema>;

@@ -13,12 +13,18 @@ export function bindKeyRegistry(bus: Bus, svc: KeyRegistryService, log: Logger):
     serveRpc(bus, keyRegistry.GetNodeByKey, Q, (req) => svc.getNodeByKey(req.machineKey, req.nodeKey)),
     serveRpc(bus, keyRegistry.ListNodes, Q, async (req) => ({ nodes: await svc.listNodes(req) })),
     serveRpc(bus, keyRegistry.DeleteNode, Q, async (req) => ({ node: await svc.deleteNode(req.nodeId) })),
-    serveRpc(bus, keyRegistry.ExpireNode, Q, async (req) => ({ node: await svc.expireNode(req.nodeId, req.at) })),
+    serveRpc(bus, keyRegistry.ExpireNode, Q, async (req) => ({
+      node: await svc.expireNode(req.nodeId, req.at),
+    })),
     serveRpc(bus, keyRegistry.ApproveNode, Q, async (req) => ({ node: await svc.approveNode(req.nodeId) })),
     serveRpc(bus, keyRegistry.Snapshot, Q, () => svc.snapshot()),
     serveRpc(bus, keyRegistry.CreatePreAuthKey, Q, (req) => svc.createPreAuthKey(req)),
-    serveRpc(bus, keyRegistry.ListPreAuthKeys, Q, async (req) => ({ keys: await svc.listPreAuthKeys(req.userId) })),
-    serveRpc(bus, keyRegistry.ExpirePreAuthKey, Q, async (req) => ({ record: await svc.expirePreAuthKey(req) })),
+    serveRpc(bus, keyRegistry.ListPreAuthKeys, Q, async (req) => ({
+      keys: await svc.listPreAuthKeys(req.userId),
+    })),
+    serveRpc(bus, keyRegistry.ExpirePreAuthKey, Q, async (req) => ({
+      record: await svc.expirePreAuthKey(req),
+    })),
     subscribeBroadcast(
       bus,
       fanout.Presence,

@@ -1,5 +1,11 @@
 /** Nest module for key-registry: owns the runtime's lifecycle inside a Nest application. */
-import { Inject, Module, type DynamicModule, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import {
+  Inject,
+  Module,
+  type DynamicModule,
+  type OnApplicationShutdown,
+  type OnModuleInit,
+} from '@nestjs/common';
 import { KeyRegistryRuntime, type KeyRegistryRuntimeOptions } from './key-registry.runtime.js';
 
 export const KEY_REGISTRY_RUNTIME = Symbol('KEY_REGISTRY_RUNTIME');

@@ -111,7 +111,10 @@ export interface NodePatch {
   authKeyId?: number | null;
 }
 
-const patchColumns: Record<keyof NodePatch, { col: string; cast?: string; encode?: (v: unknown) => unknown }> = {
+const patchColumns: Record<
+  keyof NodePatch,
+  { col: string; cast?: string; encode?: (v: unknown) => unknown }
+> = {
   nodeKey: { col: 'node_key' },
   discoKey: { col: 'disco_key' },
   hostname: { col: 'hostname' },
@@ -120,8 +123,16 @@ const patchColumns: Record<keyof NodePatch, { col: string; cast?: string; encode
   homeDerp: { col: 'home_derp' },
   tags: { col: 'tags', cast: '::text[]' },
   ephemeral: { col: 'ephemeral' },
-  keyExpiry: { col: 'key_expiry', cast: '::timestamptz', encode: (v) => (v === null ? null : (v as Date).toISOString()) },
-  lastSeen: { col: 'last_seen', cast: '::timestamptz', encode: (v) => (v === null ? null : (v as Date).toISOString()) },
+  keyExpiry: {
+    col: 'key_expiry',
+    cast: '::timestamptz',
+    encode: (v) => (v === null ? null : (v as Date).toISOString()),
+  },
+  lastSeen: {
+    col: 'last_seen',
+    cast: '::timestamptz',
+    encode: (v) => (v === null ? null : (v as Date).toISOString()),
+  },
   machineAuthorized: { col: 'machine_authorized' },
   capVersion: { col: 'cap_version' },
   routableIPs: { col: 'routable_ips', cast: '::text[]' },
@@ -140,7 +151,10 @@ export class KeyRegistryRepository {
   }
 
   async setTailnetDomain(q: Queryable, tailnetId: number, domain: string): Promise<boolean> {
-    const r = await q.query(`UPDATE ${S}.tailnets SET domain = $2 WHERE id = $1 AND domain <> $2`, [tailnetId, domain]);
+    const r = await q.query(`UPDATE ${S}.tailnets SET domain = $2 WHERE id = $1 AND domain <> $2`, [
+      tailnetId,
+      domain,
+    ]);
     return r.rowCount > 0;
   }
 
@@ -155,7 +169,9 @@ export class KeyRegistryRepository {
 
   /** Serialises every registration of one machine key (transaction-scoped advisory lock). */
   async lockMachine(q: Queryable, machineKey: string): Promise<void> {
-    await q.query(`SELECT pg_advisory_xact_lock(hashtext('key_registry.machine'), hashtext($1))`, [machineKey]);
+    await q.query(`SELECT pg_advisory_xact_lock(hashtext('key_registry.machine'), hashtext($1))`, [
+      machineKey,
+    ]);
   }
 
   async nodeByKey(q: Queryable, nodeKey: string, forUpdate = false): Promise<NodeRecord | null> {
@@ -167,11 +183,19 @@ export class KeyRegistryRepository {
   }
 
   async nodeById(q: Queryable, id: number, forUpdate = false): Promise<NodeRecord | null> {
-    const r = await q.query<NodeRow>(`SELECT * FROM ${S}.nodes WHERE id = $1${forUpdate ? ' FOR UPDATE' : ''}`, [id]);
+    const r = await q.query<NodeRow>(
+      `SELECT * FROM ${S}.nodes WHERE id = $1${forUpdate ? ' FOR UPDATE' : ''}`,
+      [id],
+    );
     return r.rows[0] ? mapNode(r.rows[0]) : null;
   }
 
-  async nodeByMachineOwner(q: Queryable, tailnetId: number, machineKey: string, ownerKey: string): Promise<NodeRecord | null> {
+  async nodeByMachineOwner(
+    q: Queryable,
+    tailnetId: number,
+    machineKey: string,
+    ownerKey: string,
+  ): Promise<NodeRecord | null> {
     const r = await q.query<NodeRow>(
       `SELECT * FROM ${S}.nodes WHERE tailnet_id = $1 AND machine_key = $2 AND owner_key = $3 FOR UPDATE`,
       [tailnetId, machineKey, ownerKey],
@@ -211,7 +235,10 @@ export class KeyRegistryRepository {
   }
 
   async ipv4Taken(q: Queryable, tailnetId: number, ipv4: string): Promise<boolean> {
-    const r = await q.query(`SELECT 1 FROM ${S}.nodes WHERE tailnet_id = $1 AND ipv4 = $2`, [tailnetId, ipv4]);
+    const r = await q.query(`SELECT 1 FROM ${S}.nodes WHERE tailnet_id = $1 AND ipv4 = $2`, [
+      tailnetId,
+      ipv4,
+    ]);
     return r.rowCount > 0;
   }
 
@@ -256,7 +283,10 @@ export class KeyRegistryRepository {
       params.push(c.encode ? c.encode(v) : v);
       sets.push(`${c.col} = $${params.length}${c.cast ?? ''}`);
     }
-    const r = await q.query<NodeRow>(`UPDATE ${S}.nodes SET ${sets.join(', ')} WHERE id = $1 RETURNING *`, params);
+    const r = await q.query<NodeRow>(
+      `UPDATE ${S}.nodes SET ${sets.join(', ')} WHERE id = $1 RETURNING *`,
+      params,
+    );
     return r.rows[0] ? mapNode(r.rows[0]) : null;
   }
 
@@ -297,7 +327,10 @@ export class KeyRegistryRepository {
     return mapPreAuthKey(r.rows[0]!);
   }
 
-  async preAuthKeyByPrefix(q: Queryable, prefix: string): Promise<(PreAuthKeyRecord & { hash: string }) | null> {
+  async preAuthKeyByPrefix(
+    q: Queryable,
+    prefix: string,
+  ): Promise<(PreAuthKeyRecord & { hash: string }) | null> {
     const r = await q.query<PreAuthKeyRow>(`SELECT * FROM ${S}.preauth_keys WHERE prefix = $1`, [prefix]);
     return r.rows[0] ? { ...mapPreAuthKey(r.rows[0]), hash: r.rows[0].hash } : null;
   }
@@ -323,7 +356,10 @@ export class KeyRegistryRepository {
     return r.rows.map(mapPreAuthKey);
   }
 
-  async expirePreAuthKey(q: Queryable, by: { id?: number; prefix?: string }): Promise<PreAuthKeyRecord | null> {
+  async expirePreAuthKey(
+    q: Queryable,
+    by: { id?: number; prefix?: string },
+  ): Promise<PreAuthKeyRecord | null> {
     const r = await q.query<PreAuthKeyRow>(
       `UPDATE ${S}.preauth_keys SET expires_at = LEAST(expires_at, now())
        WHERE ${by.id !== undefined ? 'id = $1' : 'prefix = $1'} RETURNING *`,

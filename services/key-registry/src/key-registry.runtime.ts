@@ -28,7 +28,12 @@ export class KeyRegistryRuntime {
   private gc: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: KeyRegistryRuntimeOptions) {
-    this.relay = new OutboxRelay({ db: opts.db, schema: SCHEMA, bus: opts.bus, logger: opts.logger.child('outbox') });
+    this.relay = new OutboxRelay({
+      db: opts.db,
+      schema: SCHEMA,
+      bus: opts.bus,
+      logger: opts.logger.child('outbox'),
+    });
     this.service = new KeyRegistryService({
       db: opts.db,
       bus: opts.bus,

@@ -156,7 +156,10 @@ export class KeyRegistryService {
     };
   }
 
-  private async rotateWithoutCredentials(input: RegisterInput, oldNodeKey: string): Promise<RegisterResult | null> {
+  private async rotateWithoutCredentials(
+    input: RegisterInput,
+    oldNodeKey: string,
+  ): Promise<RegisterResult | null> {
     return this.tx(async (q) => {
       await this.repo.lockMachine(q, input.machineKey);
       const old = await this.repo.nodeByKey(q, oldNodeKey, true);
@@ -175,13 +178,18 @@ export class KeyRegistryService {
 
   private async registerWithAuthKey(input: RegisterInput, authKey: string): Promise<RegisterResult> {
     const parsed = parseKey(authKey);
-    if (!parsed) return { kind: 'error', message: 'invalid pre-auth key: it is not a Switchboard key (sbkey-…)' };
+    if (!parsed)
+      return { kind: 'error', message: 'invalid pre-auth key: it is not a Switchboard key (sbkey-…)' };
     const key = await this.repo.preAuthKeyByPrefix(this.deps.db, parsed.prefix);
     if (!key || !verifySecret(this.pepper, parsed.secret, key.hash)) {
-      this.log.warn('registration refused: unknown pre-auth key', { prefix: parsed.prefix, machineKey: input.machineKey });
+      this.log.warn('registration refused: unknown pre-auth key', {
+        prefix: parsed.prefix,
+        machineKey: input.machineKey,
+      });
       return { kind: 'error', message: 'invalid pre-auth key' };
     }
-    if (Date.parse(key.expiresAt) <= this.now().getTime()) return { kind: 'error', message: 'pre-auth key expired' };
+    if (Date.parse(key.expiresAt) <= this.now().getTime())
+      return { kind: 'error', message: 'pre-auth key expired' };
     if (!key.reusable && key.usedCount > 0) return { kind: 'error', message: 'pre-auth key already used' };
 
     const tagged = key.tags.length > 0;
@@ -193,7 +201,10 @@ export class KeyRegistryService {
     return this.tx(async (q) => {
       await this.repo.lockMachine(q, input.machineKey);
       if (!(await this.repo.consumePreAuthKey(q, key.id))) {
-        return { kind: 'error', message: key.reusable ? 'pre-auth key expired' : 'pre-auth key already used' } as const;
+        return {
+          kind: 'error',
+          message: key.reusable ? 'pre-auth key expired' : 'pre-auth key already used',
+        } as const;
       }
       const keyExpiry = tagged ? null : this.userKeyExpiry();
       const current = await this.repo.nodeByKey(q, input.nodeKey, true);
@@ -215,10 +226,17 @@ export class KeyRegistryService {
           tags: tagged ? [...new Set([...sameMachine.tags, ...key.tags])].sort() : sameMachine.tags,
         };
         if (current && current.id !== sameMachine.id) {
-          return { kind: 'error', message: 'node key is already used by another node of this machine' } as const;
+          return {
+            kind: 'error',
+            message: 'node key is already used by another node of this machine',
+          } as const;
         }
         const node = await this.repo.updateNode(q, sameMachine.id, patch);
-        if (!node) throw new KeyRegistryError('node_not_found', `node ${sameMachine.id} disappeared during registration`);
+        if (!node)
+          throw new KeyRegistryError(
+            'node_not_found',
+            `node ${sameMachine.id} disappeared during registration`,
+          );
         await this.emitUpsert(q, node);
         this.log.info('node re-registered with pre-auth key', { nodeId: node.id, keyPrefix: key.prefix });
         return this.ok(node);
@@ -257,7 +275,11 @@ export class KeyRegistryService {
     });
   }
 
-  private async ownedOldNode(q: Queryable, oldNodeKey: string, machineKey: string): Promise<NodeRecord | null> {
+  private async ownedOldNode(
+    q: Queryable,
+    oldNodeKey: string,
+    machineKey: string,
+  ): Promise<NodeRecord | null> {
     const n = await this.repo.nodeByKey(q, oldNodeKey, true);
     return n && n.machineKey === machineKey ? n : null;
   }
@@ -282,7 +304,8 @@ export class KeyRegistryService {
     if (hostinfo === null) return {};
     const merged: Record<string, unknown> = { ...hostinfo };
     // Keep the last NetInfo when a request leaves it out.
-    if (merged.NetInfo === undefined && node.hostinfo?.NetInfo !== undefined) merged.NetInfo = node.hostinfo.NetInfo;
+    if (merged.NetInfo === undefined && node.hostinfo?.NetInfo !== undefined)
+      merged.NetInfo = node.hostinfo.NetInfo;
     const patch: NodePatch = { hostinfo: merged, routableIPs: routableIPsOf(merged) };
     const hn = hostnameOf(merged);
     if (hn !== node.hostname) patch.hostname = hn;
@@ -314,7 +337,8 @@ export class KeyRegistryService {
   private async shortenExpiry(input: RegisterInput, at: Date): Promise<RegisterResult> {
     return this.tx(async (q) => {
       const node = await this.repo.nodeByKey(q, input.nodeKey, true);
-      if (!node || node.machineKey !== input.machineKey) return { kind: 'error', message: 'node not found' } as const;
+      if (!node || node.machineKey !== input.machineKey)
+        return { kind: 'error', message: 'node not found' } as const;
       if (node.keyExpiry !== null && Date.parse(node.keyExpiry) <= at.getTime())
         return { kind: 'error', message: 'extending key is not allowed' } as const;
       const updated = await this.repo.updateNode(q, node.id, { keyExpiry: at });
@@ -340,17 +364,25 @@ export class KeyRegistryService {
   async updateNode(input: UpdateNodeInput): Promise<{ node: NodeRecord; changed: boolean }> {
     return this.tx(async (q) => {
       const node = await this.repo.nodeByKey(q, input.nodeKey, true);
-      if (!node) throw new KeyRegistryError('node_not_found', `no node with key ${input.nodeKey}`, 'register the node first');
+      if (!node)
+        throw new KeyRegistryError(
+          'node_not_found',
+          `no node with key ${input.nodeKey}`,
+          'register the node first',
+        );
       if (node.machineKey !== input.machineKey)
         throw new KeyRegistryError('machine_mismatch', `node ${node.id} belongs to another machine`);
       const patch: NodePatch = {};
       if (input.discoKey !== null && input.discoKey !== node.discoKey) patch.discoKey = input.discoKey;
-      if (input.endpoints !== null && !sameStrings(input.endpoints, node.endpoints)) patch.endpoints = input.endpoints;
+      if (input.endpoints !== null && !sameStrings(input.endpoints, node.endpoints))
+        patch.endpoints = input.endpoints;
       if (input.capVersion !== node.capVersion && input.capVersion > 0) patch.capVersion = input.capVersion;
       if (input.hostinfo !== null) {
         const hp = this.hostinfoPatch(node, input.hostinfo);
-        if (JSON.stringify(hp.hostinfo) !== JSON.stringify(node.hostinfo)) patch.hostinfo = hp.hostinfo ?? null;
-        if (hp.routableIPs && !sameStrings(hp.routableIPs, node.routableIPs)) patch.routableIPs = hp.routableIPs;
+        if (JSON.stringify(hp.hostinfo) !== JSON.stringify(node.hostinfo))
+          patch.hostinfo = hp.hostinfo ?? null;
+        if (hp.routableIPs && !sameStrings(hp.routableIPs, node.routableIPs))
+          patch.routableIPs = hp.routableIPs;
         if (hp.hostname !== undefined) patch.hostname = hp.hostname;
         if (hp.homeDerp !== undefined && hp.homeDerp !== node.homeDerp) patch.homeDerp = hp.homeDerp;
       }
@@ -370,7 +402,11 @@ export class KeyRegistryService {
     return this.tx(async (q) => {
       const node = await this.repo.deleteNode(q, nodeId);
       if (!node)
-        throw new KeyRegistryError('node_not_found', `no node with id ${nodeId}`, 'list nodes with "switchboard nodes list"');
+        throw new KeyRegistryError(
+          'node_not_found',
+          `no node with id ${nodeId}`,
+          'list nodes with "switchboard nodes list"',
+        );
       await this.emitRemoved(q, node, reason);
       this.log.info('node deleted', { nodeId, reason });
       return node;
@@ -382,7 +418,11 @@ export class KeyRegistryService {
       const when = at ? new Date(at) : this.now();
       const node = await this.repo.updateNode(q, nodeId, { keyExpiry: when });
       if (!node)
-        throw new KeyRegistryError('node_not_found', `no node with id ${nodeId}`, 'list nodes with "switchboard nodes list"');
+        throw new KeyRegistryError(
+          'node_not_found',
+          `no node with id ${nodeId}`,
+          'list nodes with "switchboard nodes list"',
+        );
       await this.emitUpsert(q, node);
       this.log.info('node key expired by admin', { nodeId, at: when.toISOString() });
       return node;
@@ -445,7 +485,11 @@ export class KeyRegistryService {
   }): Promise<{ key: string; record: PreAuthKeyRecord }> {
     const { user } = await callRpc(this.deps.bus, identity.GetUser, { id: req.userId });
     if (!user)
-      throw new KeyRegistryError('user_not_found', `no user with id ${req.userId}`, 'create it with "switchboard users create NAME"');
+      throw new KeyRegistryError(
+        'user_not_found',
+        `no user with id ${req.userId}`,
+        'create it with "switchboard users create NAME"',
+      );
     const k = generateKey();
     const record = await this.repo.insertPreAuthKey(this.deps.db, {
       prefix: k.prefix,
@@ -457,7 +501,12 @@ export class KeyRegistryService {
       tags: [...new Set(req.tags)].sort(),
       expiresAt: new Date(req.expiresAt),
     });
-    this.log.info('pre-auth key created', { prefix: record.prefix, userId: req.userId, reusable: req.reusable, tags: record.tags });
+    this.log.info('pre-auth key created', {
+      prefix: record.prefix,
+      userId: req.userId,
+      reusable: req.reusable,
+      tags: record.tags,
+    });
     return { key: k.key, record };
   }
 
@@ -465,10 +514,21 @@ export class KeyRegistryService {
     return this.repo.listPreAuthKeys(this.deps.db, userId);
   }
 
-  async expirePreAuthKey(by: { id?: number | undefined; prefix?: string | undefined }): Promise<PreAuthKeyRecord> {
+  async expirePreAuthKey(by: {
+    id?: number | undefined;
+    prefix?: string | undefined;
+  }): Promise<PreAuthKeyRecord> {
     const prefix = by.prefix?.replace(/^sbkey-/, '').split('-')[0];
-    const rec = await this.repo.expirePreAuthKey(this.deps.db, by.id !== undefined ? { id: by.id } : { prefix: prefix ?? '' });
-    if (!rec) throw new KeyRegistryError('preauth_key_not_found', 'no such pre-auth key', 'list keys with "switchboard preauthkeys list"');
+    const rec = await this.repo.expirePreAuthKey(
+      this.deps.db,
+      by.id !== undefined ? { id: by.id } : { prefix: prefix ?? '' },
+    );
+    if (!rec)
+      throw new KeyRegistryError(
+        'preauth_key_not_found',
+        'no such pre-auth key',
+        'list keys with "switchboard preauthkeys list"',
+      );
     return rec;
   }
 }

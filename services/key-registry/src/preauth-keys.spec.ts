@@ -8,7 +8,13 @@ describe('pre-auth keys', () => {
     assert.deepEqual(parseKey(k.key), { prefix: k.prefix, secret: k.secret });
   });
   test('malformed keys are rejected', () => {
-    for (const bad of ['', 'sbkey-', 'tskey-auth-abc', 'sbkey-0123456789abcdef-short', 'sbkey-XYZ-' + 'a'.repeat(32)])
+    for (const bad of [
+      '',
+      'sbkey-',
+      'tskey-auth-abc',
+      'sbkey-0123456789abcdef-short',
+      'sbkey-XYZ-' + 'a'.repeat(32),
+    ])
       assert.equal(parseKey(bad), null, bad);
   });
   test('verification needs the right secret and pepper', () => {

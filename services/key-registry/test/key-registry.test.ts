@@ -8,7 +8,15 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createInProcessBus, type Bus, type BusEvent } from '@switchboard/bus';
 import { openDb, type Db } from '@switchboard/db';
-import { callRpc, identity, keyRegistry, NodeRemoved, NodeUpserted, serveRpc, type RegisterInput } from '@switchboard/contracts';
+import {
+  callRpc,
+  identity,
+  keyRegistry,
+  NodeRemoved,
+  NodeUpserted,
+  serveRpc,
+  type RegisterInput,
+} from '@switchboard/contracts';
 import { scratchDatabase, testLogger, waitFor, type ScratchDatabase } from '@switchboard/testing';
 import { KeyRegistryRuntime, keyRegistryConfigSchema } from '../src/index.js';
 
@@ -80,7 +88,9 @@ for (const backend of ['postgres', 'pglite'] as const) {
       await scratch?.drop();
     });
 
-    const newKey = async (opts: { reusable?: boolean; ephemeral?: boolean; tags?: string[]; expiresInMs?: number } = {}) =>
+    const newKey = async (
+      opts: { reusable?: boolean; ephemeral?: boolean; tags?: string[]; expiresInMs?: number } = {},
+    ) =>
       (
         await callRpc(bus, keyRegistry.CreatePreAuthKey, {
           userId,
@@ -94,7 +104,9 @@ for (const backend of ['postgres', 'pglite'] as const) {
     test('100 concurrent registrations with one single-use key yield exactly one node', async () => {
       const key = await newKey();
       const results = await Promise.all(
-        Array.from({ length: 100 }, () => callRpc(bus, keyRegistry.Register, reg({ authKey: key }), { timeoutMs: 60_000 })),
+        Array.from({ length: 100 }, () =>
+          callRpc(bus, keyRegistry.Register, reg({ authKey: key }), { timeoutMs: 60_000 }),
+        ),
       );
       const ok = results.filter((r) => r.kind === 'ok');
       assert.equal(ok.length, 1, JSON.stringify(results.filter((r) => r.kind !== 'error').slice(0, 3)));
@@ -109,7 +121,9 @@ for (const backend of ['postgres', 'pglite'] as const) {
       const nodeKey = nodekey();
       const results = await Promise.all(
         Array.from({ length: 100 }, () =>
-          callRpc(bus, keyRegistry.Register, reg({ machineKey, nodeKey, authKey: key }), { timeoutMs: 60_000 }),
+          callRpc(bus, keyRegistry.Register, reg({ machineKey, nodeKey, authKey: key }), {
+            timeoutMs: 60_000,
+          }),
         ),
       );
       const ids = new Set(results.map((r) => (r.kind === 'ok' ? r.node.id : -1)));
@@ -124,7 +138,9 @@ for (const backend of ['postgres', 'pglite'] as const) {
     test('concurrent registrations of many machines get distinct addresses and names', async () => {
       const key = await newKey({ reusable: true });
       const results = await Promise.all(
-        Array.from({ length: 40 }, () => callRpc(bus, keyRegistry.Register, reg({ authKey: key }), { timeoutMs: 60_000 })),
+        Array.from({ length: 40 }, () =>
+          callRpc(bus, keyRegistry.Register, reg({ authKey: key }), { timeoutMs: 60_000 }),
+        ),
       );
       assert.ok(results.every((r) => r.kind === 'ok'));
       const { nodes } = await callRpc(bus, keyRegistry.ListNodes, {});
@@ -144,7 +160,10 @@ for (const backend of ['postgres', 'pglite'] as const) {
       assert.equal(r1.kind, 'ok');
       const forged = await callRpc(bus, keyRegistry.Register, { ...first, machineKey: mkey() });
       assert.equal(forged.kind, 'error');
-      const lookup = await callRpc(bus, keyRegistry.GetNodeByKey, { machineKey: mkey(), nodeKey: first.nodeKey });
+      const lookup = await callRpc(bus, keyRegistry.GetNodeByKey, {
+        machineKey: mkey(),
+        nodeKey: first.nodeKey,
+      });
       assert.equal(lookup.kind, 'machine-mismatch');
       // A restart of the real machine (no credentials, same key) just gets its state back.
       const restart = await callRpc(bus, keyRegistry.Register, { ...first, authKey: null });
@@ -170,16 +189,30 @@ for (const backend of ['postgres', 'pglite'] as const) {
       const r = await callRpc(bus, keyRegistry.Register, eph);
       assert.equal(r.kind, 'ok');
       const id = (r as { node: { id: number } }).node.id;
-      const out = await callRpc(bus, keyRegistry.Register, { ...eph, authKey: null, expiry: '1970-01-01T00:02:03Z' });
-      assert.deepEqual(out, { kind: 'logged-out', nodeId: id, deleted: true });
-      await waitFor(() => events.some((e) => e.subject === NodeRemoved.subject && (e.payload as { nodeId: number }).nodeId === id), {
-        what: 'node-removed event',
+      const out = await callRpc(bus, keyRegistry.Register, {
+        ...eph,
+        authKey: null,
+        expiry: '1970-01-01T00:02:03Z',
       });
+      assert.deepEqual(out, { kind: 'logged-out', nodeId: id, deleted: true });
+      await waitFor(
+        () =>
+          events.some(
+            (e) => e.subject === NodeRemoved.subject && (e.payload as { nodeId: number }).nodeId === id,
+          ),
+        {
+          what: 'node-removed event',
+        },
+      );
 
       const norm = reg({ authKey: await newKey() });
       const r2 = await callRpc(bus, keyRegistry.Register, norm);
       const id2 = (r2 as { node: { id: number } }).node.id;
-      const out2 = await callRpc(bus, keyRegistry.Register, { ...norm, authKey: null, expiry: '1970-01-01T00:02:03Z' });
+      const out2 = await callRpc(bus, keyRegistry.Register, {
+        ...norm,
+        authKey: null,
+        expiry: '1970-01-01T00:02:03Z',
+      });
       assert.equal(out2.kind, 'logged-out');
       const again = await callRpc(bus, keyRegistry.Register, { ...norm, authKey: null });
       assert.equal(again.kind, 'node-key-expired');
@@ -196,7 +229,11 @@ for (const backend of ['postgres', 'pglite'] as const) {
     });
 
     test('tagged keys make tagged nodes without user identity or expiry', async () => {
-      const r = await callRpc(bus, keyRegistry.Register, reg({ authKey: await newKey({ tags: ['tag:server'] }) }));
+      const r = await callRpc(
+        bus,
+        keyRegistry.Register,
+        reg({ authKey: await newKey({ tags: ['tag:server'] }) }),
+      );
       assert.equal(r.kind, 'ok');
       const n = (r as { node: { userId: number | null; tags: string[]; keyExpiry: string | null } }).node;
       assert.equal(n.userId, null);
@@ -219,7 +256,10 @@ for (const backend of ['postgres', 'pglite'] as const) {
       const n2 = (rotated as { node: { id: number; ipv4: string; nodeKey: string } }).node;
       assert.equal(n2.id, n1.id);
       assert.equal(n2.ipv4, n1.ipv4);
-      const old = await callRpc(bus, keyRegistry.GetNodeByKey, { machineKey: first.machineKey, nodeKey: first.nodeKey });
+      const old = await callRpc(bus, keyRegistry.GetNodeByKey, {
+        machineKey: first.machineKey,
+        nodeKey: first.nodeKey,
+      });
       assert.equal(old.kind, 'not-found');
     });
 
@@ -228,10 +268,13 @@ for (const backend of ['postgres', 'pglite'] as const) {
       const id = (r as { node: { id: number } }).node.id;
       await callRpc(bus, keyRegistry.ExpireNode, { nodeId: id });
       await callRpc(bus, keyRegistry.DeleteNode, { nodeId: id });
-      await assert.rejects(callRpc(bus, keyRegistry.DeleteNode, { nodeId: id }), (err: Error & { code?: string }) => {
-        assert.equal(err.code, 'node_not_found');
-        return true;
-      });
+      await assert.rejects(
+        callRpc(bus, keyRegistry.DeleteNode, { nodeId: id }),
+        (err: Error & { code?: string }) => {
+          assert.equal(err.code, 'node_not_found');
+          return true;
+        },
+      );
       await assert.rejects(bus.request(keyRegistry.DeleteNode.subject, { nodeId: 'x' }), /invalid/);
     });
   });

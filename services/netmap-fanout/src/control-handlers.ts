@@ -92,7 +92,11 @@ export class ControlHandlers {
         return {
           status: 200,
           body: {
-            User: { ID: profile.id, DisplayName: profile.displayName, ...(profile.pic ? { ProfilePicURL: profile.pic } : {}) },
+            User: {
+              ID: profile.id,
+              DisplayName: profile.displayName,
+              ...(profile.pic ? { ProfilePicURL: profile.pic } : {}),
+            },
             Login: {
               ID: profile.id,
               Provider: profile.provider,
@@ -119,7 +123,13 @@ export class ControlHandlers {
     node: NodeRecord,
   ): Promise<{ id: number; displayName: string; loginName: string; provider: string; pic: string | null }> {
     if (node.userId === null)
-      return { id: TAGGED_USER_ID, displayName: 'Tagged Devices', loginName: 'tagged-devices', provider: '', pic: null };
+      return {
+        id: TAGGED_USER_ID,
+        displayName: 'Tagged Devices',
+        loginName: 'tagged-devices',
+        provider: '',
+        pic: null,
+      };
     let u = this.d.model.users.get(node.userId);
     if (!u) {
       try {
@@ -139,14 +149,19 @@ export class ControlHandlers {
   }
 
   /** Finds the node for a map request, bound to the Noise machine key. */
-  private async nodeFor(ctx: ControlContext, nodeKey: string): Promise<NodeRecord | { status: number; message: string }> {
+  private async nodeFor(
+    ctx: ControlContext,
+    nodeKey: string,
+  ): Promise<NodeRecord | { status: number; message: string }> {
     let node = this.d.model.nodeByKey(nodeKey);
     if (!node) {
       // The node may have registered a moment ago, before its event reached this replica.
       const r = await callRpc(this.d.bus, keyRegistry.GetNodeByKey, { machineKey: ctx.machineKey, nodeKey });
       if (r.kind === 'not-found') return { status: 404, message: 'node not found' };
       if (r.kind === 'machine-mismatch') {
-        this.log.warn('map request refused: node key belongs to another machine', { machineKey: ctx.machineKey });
+        this.log.warn('map request refused: node key belongs to another machine', {
+          machineKey: ctx.machineKey,
+        });
         return { status: 403, message: 'node key does not belong to this machine' };
       }
       this.d.sync.applyDirect(this.d.model.upsertNode(r.node));
@@ -214,7 +229,11 @@ export class ControlHandlers {
     this.d.registry
       .claim(node.id, { replicaId: this.d.replicaId, streamId, since: Date.now() })
       .then(() => {
-        publishBroadcast(this.d.bus, fanout.StreamClaimed, { nodeId: node.id, replicaId: this.d.replicaId, streamId });
+        publishBroadcast(this.d.bus, fanout.StreamClaimed, {
+          nodeId: node.id,
+          replicaId: this.d.replicaId,
+          streamId,
+        });
         publishBroadcast(this.d.bus, fanout.Presence, {
           nodeId: node.id,
           tailnetId: node.tailnetId,
@@ -238,7 +257,9 @@ export class ControlHandlers {
             replicaId: this.d.replicaId,
           });
         })
-        .catch((err: unknown) => this.log.error('could not release the stream owner', { nodeId: node.id, err }));
+        .catch((err: unknown) =>
+          this.log.error('could not release the stream owner', { nodeId: node.id, err }),
+        );
     });
   }
 

@@ -7,7 +7,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type * as http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
-import { errorMessage, type Logger, SwitchboardError, ValidationError } from '@switchboard/common';
+import { errorMessage, type Logger, SwitchboardError } from '@switchboard/common';
 import {
   createTs2021UpgradeHandler,
   formatKey,
@@ -80,8 +80,12 @@ export class EdgeServer {
   }
 
   async start(): Promise<void> {
-    const srv = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => this.onRequest(req, res));
-    srv.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
+    const srv = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) =>
+      this.onRequest(req, res),
+    );
+    srv.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.onUpgrade(req, socket, head),
+    );
     srv.on('clientError', (err, socket) => {
       this.o.logger.debug('bad HTTP request on the client edge', { err });
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
@@ -124,7 +128,9 @@ export class EdgeServer {
     if (this.o.extraRoutes?.(req, res)) return;
     if (url.pathname === '/ts2021') {
       res.writeHead(400, { 'content-type': 'text/plain' });
-      res.end('/ts2021 needs "Upgrade: tailscale-control-protocol"; is a proxy stripping the Upgrade header?\n');
+      res.end(
+        '/ts2021 needs "Upgrade: tailscale-control-protocol"; is a proxy stripping the Upgrade header?\n',
+      );
       return;
     }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
@@ -137,7 +143,11 @@ export class EdgeServer {
     socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
   }
 
-  private onStream(peer: NoisePeer, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+  private onStream(
+    peer: NoisePeer,
+    stream: http2.ServerHttp2Stream,
+    headers: http2.IncomingHttpHeaders,
+  ): void {
     this.counters.requests++;
     const ctx: ControlContext = { machineKey: peer.machineKeyText, capVersion: peer.capVersion };
     stream.on('error', (err) => this.o.logger.debug('http2 stream error', { err: errorMessage(err) }));
@@ -149,7 +159,9 @@ export class EdgeServer {
     if (path === '/machine/register' || path === '/machine/map') {
       if (method !== 'POST') return this.reply(stream, 405, `${path} takes POST`);
       readRequestBody(stream, MAX_BODY, headers)
-        .then((body) => (path === '/machine/register' ? this.register(ctx, stream, body) : this.map(ctx, stream, body)))
+        .then((body) =>
+          path === '/machine/register' ? this.register(ctx, stream, body) : this.map(ctx, stream, body),
+        )
         .catch((err: unknown) => this.failRequest(ctx, stream, path, err));
       return;
     }
@@ -157,7 +169,12 @@ export class EdgeServer {
     this.reply(stream, 404, `no such endpoint: ${path}`);
   }
 
-  private failRequest(ctx: ControlContext, stream: http2.ServerHttp2Stream, path: string, err: unknown): void {
+  private failRequest(
+    ctx: ControlContext,
+    stream: http2.ServerHttp2Stream,
+    path: string,
+    err: unknown,
+  ): void {
     this.counters.badRequests++;
     if (err instanceof ProtocolError && (err.code === 'body_too_large' || err.code === 'noise_closed')) {
       // readRequestBody already answered 413 (or the client went away).
@@ -175,7 +192,11 @@ export class EdgeServer {
   private async register(ctx: ControlContext, stream: http2.ServerHttp2Stream, body: Buffer): Promise<void> {
     const req = fromRegisterRequest(parseRegisterRequest(body));
     if (req.version < this.o.minCapVersion) {
-      return this.reply(stream, 400, `unsupported client: capability version ${req.version} is below the minimum ${this.o.minCapVersion}; update tailscale`);
+      return this.reply(
+        stream,
+        400,
+        `unsupported client: capability version ${req.version} is below the minimum ${this.o.minCapVersion}; update tailscale`,
+      );
     }
     const r = await this.o.handlers.register(ctx, req);
     if (typeof r.body === 'string') return this.reply(stream, r.status, r.body);
@@ -185,7 +206,11 @@ export class EdgeServer {
   private async map(ctx: ControlContext, stream: http2.ServerHttp2Stream, body: Buffer): Promise<void> {
     const req = fromMapRequest(parseMapRequest(body));
     if (req.version < this.o.minCapVersion) {
-      return this.reply(stream, 400, `unsupported client: capability version ${req.version} is below the minimum ${this.o.minCapVersion}; update tailscale`);
+      return this.reply(
+        stream,
+        400,
+        `unsupported client: capability version ${req.version} is below the minimum ${this.o.minCapVersion}; update tailscale`,
+      );
     }
     await this.o.handlers.map(ctx, req, new Http2MapResponder(stream));
   }

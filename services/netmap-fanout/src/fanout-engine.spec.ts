@@ -73,7 +73,12 @@ function setup() {
   });
   const engine = new FanoutEngine({
     model,
-    settings: { derpMap: { Regions: {} }, magicDns: true, nameservers: [], disableCaptivePortalDetection: true },
+    settings: {
+      derpMap: { Regions: {} },
+      magicDns: true,
+      nameservers: [],
+      disableCaptivePortalDetection: true,
+    },
     policy: new AllowAllPolicyView(),
     encoder: { encode: (json) => Buffer.from(json), keepAlive: Buffer.from('{"KeepAlive":true}') },
     logger: createLogger('test'),
@@ -100,7 +105,10 @@ describe('fan-out engine', () => {
     );
     assert.deepEqual(m.PacketFilter, JSON.parse(ALLOW_ALL_FILTER_JSON));
     assert.ok(m.DERPMap);
-    assert.deepEqual((m.UserProfiles as { ID: number }[]).map((u) => u.ID), [1]);
+    assert.deepEqual(
+      (m.UserProfiles as { ID: number }[]).map((u) => u.ID),
+      [1],
+    );
     const peer = (m.Peers as Record<string, unknown>[])[0]!;
     assert.equal(peer.DERP, '127.3.3.40:900');
     assert.deepEqual(peer.AllowedIPs, [`${b.ipv4}/32`, `${b.ipv6}/128`]);
@@ -118,8 +126,14 @@ describe('fan-out engine', () => {
     engine.apply([model.upsertNode(t)!]);
     engine.flush();
     const join = sa.last();
-    assert.deepEqual((join.PeersChanged as { ID: number }[]).map((p) => p.ID), [t.id]);
-    assert.deepEqual((join.UserProfiles as { ID: number }[]).map((u) => u.ID), [TAGGED_USER_ID]);
+    assert.deepEqual(
+      (join.PeersChanged as { ID: number }[]).map((p) => p.ID),
+      [t.id],
+    );
+    assert.deepEqual(
+      (join.UserProfiles as { ID: number }[]).map((u) => u.ID),
+      [TAGGED_USER_ID],
+    );
     assert.equal(join.Node, undefined, 'self unchanged');
 
     const moved = { ...t, endpoints: ['198.51.100.7:41641'], version: 2 };
@@ -130,7 +144,10 @@ describe('fan-out engine', () => {
     const renamed = { ...moved, hostinfo: { Hostname: 'other', OS: 'linux' }, version: 3 };
     engine.apply([model.upsertNode(renamed)!]);
     engine.flush();
-    assert.deepEqual((sa.last().PeersChanged as { ID: number }[]).map((p) => p.ID), [t.id]);
+    assert.deepEqual(
+      (sa.last().PeersChanged as { ID: number }[]).map((p) => p.ID),
+      [t.id],
+    );
 
     engine.apply([model.removeNode(t.id, 4)!]);
     engine.flush();
@@ -206,7 +223,10 @@ describe('fan-out engine', () => {
     engine.flush();
     const m = sa.last();
     assert.equal((m.Node as { MachineAuthorized: boolean }).MachineAuthorized, true);
-    assert.deepEqual((m.PeersChanged as { ID: number }[]).map((p) => p.ID), [b.id]);
+    assert.deepEqual(
+      (m.PeersChanged as { ID: number }[]).map((p) => p.ID),
+      [b.id],
+    );
     assert.deepEqual(m.PacketFilter, JSON.parse(ALLOW_ALL_FILTER_JSON));
   });
 

@@ -8,7 +8,15 @@
 import type { Logger } from '@switchboard/common';
 import type { NodeRecord } from '@switchboard/contracts';
 import { Bitset, SlotMap } from './bitset.js';
-import { dnsConfig, peerPatch, PeerJsonCache, renderNode, TAGGED_USER_ID, userProfile, type MapSettings } from './map-builder.js';
+import {
+  dnsConfig,
+  peerPatch,
+  PeerJsonCache,
+  renderNode,
+  TAGGED_USER_ID,
+  userProfile,
+  type MapSettings,
+} from './map-builder.js';
 import type { ModelChange, ReadModel } from './read-model.js';
 
 export interface StreamSink {
@@ -250,7 +258,8 @@ export class FanoutEngine {
         return;
       }
       case 'user': {
-        for (const s of this.streamsByNode.values()) if (s.sentUsers.has(c.userId)) this.pendingOf(s).profiles.add(c.userId);
+        for (const s of this.streamsByNode.values())
+          if (s.sentUsers.has(c.userId)) this.pendingOf(s).profiles.add(c.userId);
         return;
       }
       case 'tailnet': {
@@ -263,7 +272,8 @@ export class FanoutEngine {
         return;
       }
       case 'policy': {
-        for (const s of this.streamsByNode.values()) if (s.tailnetId === c.tailnetId) this.pendingOf(s).full = true;
+        for (const s of this.streamsByNode.values())
+          if (s.tailnetId === c.tailnetId) this.pendingOf(s).full = true;
         return;
       }
     }
@@ -280,7 +290,10 @@ export class FanoutEngine {
       try {
         this.route(c);
       } catch (err) {
-        this.o.logger.error('could not route a change to streams; affected streams get a full map', { err, change: c.kind });
+        this.o.logger.error('could not route a change to streams; affected streams get a full map', {
+          err,
+          change: c.kind,
+        });
         for (const s of this.streamsByNode.values()) this.pendingOf(s).full = true;
       }
       if (c.kind === 'node' && !c.after) removedNodes.push(c.nodeId);
@@ -332,7 +345,10 @@ export class FanoutEngine {
       p.self = true;
     }
     const parts: string[] = [];
-    if (p.self) parts.push(`"Node":${JSON.stringify(renderNode(self, { tailnet, online: true, now, self: true, settings }))}`);
+    if (p.self)
+      parts.push(
+        `"Node":${JSON.stringify(renderNode(self, { tailnet, online: true, now, self: true, settings }))}`,
+      );
     if (p.full) {
       parts.push(`"DNSConfig":${JSON.stringify(dnsConfig(tailnet, settings))}`);
       parts.push(`"Domain":${JSON.stringify(tailnet?.domain ?? '')}`);
@@ -401,7 +417,8 @@ export class FanoutEngine {
   private keepAlives(): void {
     const now = this.now();
     for (const s of this.streamsByNode.values()) {
-      if (now - s.lastWrite >= this.keepAliveMs + s.keepAliveJitterMs * (this.keepAliveMs / 50_000)) this.write(s, this.o.encoder.keepAlive);
+      if (now - s.lastWrite >= this.keepAliveMs + s.keepAliveJitterMs * (this.keepAliveMs / 50_000))
+        this.write(s, this.o.encoder.keepAlive);
     }
   }
 }

@@ -38,7 +38,13 @@ export function fqdn(node: NodeRecord, tailnet: TailnetRecord | undefined): stri
 /** The tailcfg.Node object for a node, as a peer sees it (or as itself when `self`). */
 export function renderNode(
   node: NodeRecord,
-  opts: { tailnet: TailnetRecord | undefined; online: boolean; now: number; self: boolean; settings: MapSettings },
+  opts: {
+    tailnet: TailnetRecord | undefined;
+    online: boolean;
+    now: number;
+    self: boolean;
+    settings: MapSettings;
+  },
 ): Record<string, unknown> {
   const expired = isExpired(node, opts.now);
   const addrs = addresses(node);
@@ -79,15 +85,23 @@ export function renderNode(
 }
 
 export function userProfile(userId: number, users: ReadonlyMap<number, UserRecord>): Record<string, unknown> {
-  if (userId === TAGGED_USER_ID) return { ID: TAGGED_USER_ID, LoginName: 'tagged-devices', DisplayName: 'Tagged Devices' };
+  if (userId === TAGGED_USER_ID)
+    return { ID: TAGGED_USER_ID, LoginName: 'tagged-devices', DisplayName: 'Tagged Devices' };
   const u = users.get(userId);
   if (!u) return { ID: userId, LoginName: `user-${userId}`, DisplayName: `user ${userId}` };
-  const p: Record<string, unknown> = { ID: u.id, LoginName: u.loginName, DisplayName: u.displayName || u.name };
+  const p: Record<string, unknown> = {
+    ID: u.id,
+    LoginName: u.loginName,
+    DisplayName: u.displayName || u.name,
+  };
   if (u.profilePicUrl) p.ProfilePicURL = u.profilePicUrl;
   return p;
 }
 
-export function dnsConfig(tailnet: TailnetRecord | undefined, settings: MapSettings): Record<string, unknown> {
+export function dnsConfig(
+  tailnet: TailnetRecord | undefined,
+  settings: MapSettings,
+): Record<string, unknown> {
   const domain = tailnet?.domain ?? 'switchboard.internal';
   const cfg: Record<string, unknown> = {
     Proxied: settings.magicDns,
@@ -99,7 +113,11 @@ export function dnsConfig(tailnet: TailnetRecord | undefined, settings: MapSetti
 }
 
 /** Which record changes a peer can learn through a PeersChangedPatch instead of a full entry. */
-export function peerPatch(before: NodeRecord, after: NodeRecord, now: number): Record<string, unknown> | null {
+export function peerPatch(
+  before: NodeRecord,
+  after: NodeRecord,
+  now: number,
+): Record<string, unknown> | null {
   const structural: (keyof NodeRecord)[] = [
     'stableId',
     'userId',
@@ -114,7 +132,8 @@ export function peerPatch(before: NodeRecord, after: NodeRecord, now: number): R
     'tailnetId',
   ];
   for (const k of structural) if (JSON.stringify(before[k]) !== JSON.stringify(after[k])) return null;
-  if (JSON.stringify(trimmedHostinfo(before.hostinfo)) !== JSON.stringify(trimmedHostinfo(after.hostinfo))) return null;
+  if (JSON.stringify(trimmedHostinfo(before.hostinfo)) !== JSON.stringify(trimmedHostinfo(after.hostinfo)))
+    return null;
   // Expiry crossing "now" changes Expired/Endpoints rendering: send the full entry.
   if (isExpired(before, now) !== isExpired(after, now)) return null;
   const p: Record<string, unknown> = { NodeID: after.id };

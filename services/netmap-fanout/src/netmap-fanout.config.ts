@@ -11,7 +11,10 @@ const bool = (d: 'true' | 'false') =>
 
 export const fanoutConfigSchema = z.object({
   /** Server Noise key as `privkey:<hex>`; when unset, read from (or created in) NOISE_KEY_FILE. */
-  NOISE_PRIVATE_KEY: z.string().regex(/^privkey:[0-9a-f]{64}$/, 'privkey:<64 hex>').optional(),
+  NOISE_PRIVATE_KEY: z
+    .string()
+    .regex(/^privkey:[0-9a-f]{64}$/, 'privkey:<64 hex>')
+    .optional(),
   NOISE_KEY_FILE: z.string().optional(),
   /** DERP map as a tailcfg.DERPMap JSON file, or a URL serving one. */
   DERP_MAP_PATH: z.string().optional(),
@@ -21,7 +24,12 @@ export const fanoutConfigSchema = z.object({
   DNS_NAMESERVERS: z
     .string()
     .default('')
-    .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean)),
+    .transform((s) =>
+      s
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean),
+    ),
   /** Stops clients probing well-known internet hosts for captive portals (for closed networks). */
   DISABLE_CAPTIVE_PORTAL_DETECTION: bool('false'),
   KEEPALIVE_INTERVAL_MS: z.coerce.number().int().min(1000).max(100_000).default(50_000),
@@ -55,10 +63,14 @@ export const derpMapSchema = z
   .passthrough()
   .superRefine((m, ctx) => {
     for (const [id, r] of Object.entries(m.Regions)) {
-      if (String(r.RegionID) !== id) ctx.addIssue({ code: 'custom', message: `region key ${id} != RegionID ${r.RegionID}` });
+      if (String(r.RegionID) !== id)
+        ctx.addIssue({ code: 'custom', message: `region key ${id} != RegionID ${r.RegionID}` });
       for (const n of r.Nodes)
         if (n.RegionID !== r.RegionID)
-          ctx.addIssue({ code: 'custom', message: `DERP node ${n.Name} has RegionID ${n.RegionID}, region is ${r.RegionID}` });
+          ctx.addIssue({
+            code: 'custom',
+            message: `DERP node ${n.Name} has RegionID ${n.RegionID}, region is ${r.RegionID}`,
+          });
     }
   });
 
@@ -71,7 +83,10 @@ export async function loadDerpMap(cfg: FanoutConfig): Promise<Record<string, unk
     try {
       raw = JSON.parse(readFileSync(cfg.DERP_MAP_PATH, 'utf8'));
     } catch (err) {
-      throw new ValidationError(`DERP_MAP_PATH ${cfg.DERP_MAP_PATH}: ${(err as Error).message}`, 'point it at a tailcfg.DERPMap JSON file');
+      throw new ValidationError(
+        `DERP_MAP_PATH ${cfg.DERP_MAP_PATH}: ${(err as Error).message}`,
+        'point it at a tailcfg.DERPMap JSON file',
+      );
     }
   } else if (cfg.DERP_MAP_URL) {
     source = cfg.DERP_MAP_URL;
@@ -84,7 +99,10 @@ export async function loadDerpMap(cfg: FanoutConfig): Promise<Record<string, unk
   const res = derpMapSchema.safeParse(raw);
   if (!res.success) {
     const msg = res.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
-    throw new ValidationError(`invalid DERP map from ${source}: ${msg}`, 'see tailcfg.DERPMap: {"Regions":{"900":{"RegionID":900,"RegionCode":"x","Nodes":[...]}}}');
+    throw new ValidationError(
+      `invalid DERP map from ${source}: ${msg}`,
+      'see tailcfg.DERPMap: {"Regions":{"900":{"RegionID":900,"RegionCode":"x","Nodes":[...]}}}',
+    );
   }
-  return res.data as Record<string, unknown>;
+  return res.data;
 }

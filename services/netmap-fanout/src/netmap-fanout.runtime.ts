@@ -38,7 +38,8 @@ export class NetmapFanoutRuntime {
   private subs: Subscription[] = [];
 
   constructor(private readonly o: FanoutRuntimeOptions) {
-    this.replicaId = o.config.REPLICA_ID ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 6)}`;
+    this.replicaId =
+      o.config.REPLICA_ID ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 6)}`;
     const log = o.logger;
     this.engine = new FanoutEngine({
       model: this.model,
@@ -74,7 +75,9 @@ export class NetmapFanoutRuntime {
       extraRoutes: (req, res) => {
         if (req.url === '/ready') {
           const ok = this.sync.ready;
-          res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ready\n' : 'loading read model\n');
+          res
+            .writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' })
+            .end(ok ? 'ready\n' : 'loading read model\n');
           return true;
         }
         if (req.url === '/metrics') {

@@ -6,7 +6,13 @@
 import type { NodeRecord, PolicyRecord, TailnetRecord, UserRecord } from '@switchboard/contracts';
 
 export type ModelChange =
-  | { kind: 'node'; nodeId: number; tailnetId: number; before: NodeRecord | undefined; after: NodeRecord | undefined }
+  | {
+      kind: 'node';
+      nodeId: number;
+      tailnetId: number;
+      before: NodeRecord | undefined;
+      after: NodeRecord | undefined;
+    }
   | { kind: 'user'; userId: number; after: UserRecord | undefined }
   | { kind: 'tailnet'; tailnetId: number }
   | { kind: 'policy'; tailnetId: number }

@@ -58,7 +58,11 @@ export class RedisStreamRegistry implements StreamRegistry {
   }
 
   async claim(nodeId: number, o: StreamOwner): Promise<void> {
-    await this.redis.hset(this.key(nodeId), { replicaId: o.replicaId, streamId: o.streamId, since: String(o.since) });
+    await this.redis.hset(this.key(nodeId), {
+      replicaId: o.replicaId,
+      streamId: o.streamId,
+      since: String(o.since),
+    });
   }
 
   async release(nodeId: number, streamId: string): Promise<boolean> {

@@ -50,7 +50,10 @@ export class ModelSync {
         const code = (err as { code?: unknown }).code;
         if (this.stopped || (code !== 'unavailable' && code !== 'timeout')) throw err;
         const delay = Math.min(5000, 100 * 2 ** attempt);
-        this.log.warn('waiting for key-registry, identity and policy-compiler to answer', { err, retryInMs: delay });
+        this.log.warn('waiting for key-registry, identity and policy-compiler to answer', {
+          err,
+          retryInMs: delay,
+        });
         await new Promise((r) => setTimeout(r, delay));
       }
     }
@@ -127,10 +130,14 @@ export class ModelSync {
           break;
         }
         case TailnetUpserted.subject:
-          change = this.model.upsertTailnet(validateMessage(TailnetUpserted.payload, ev.payload, ev.subject).tailnet);
+          change = this.model.upsertTailnet(
+            validateMessage(TailnetUpserted.payload, ev.payload, ev.subject).tailnet,
+          );
           break;
         case PolicyChanged.subject:
-          change = this.model.setPolicy(validateMessage(PolicyChanged.payload, ev.payload, ev.subject).policy);
+          change = this.model.setPolicy(
+            validateMessage(PolicyChanged.payload, ev.payload, ev.subject).policy,
+          );
           break;
         default:
           return;

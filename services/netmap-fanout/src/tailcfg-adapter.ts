@@ -2,7 +2,10 @@
  * Maps requests validated by libs/protocol (canonical key text, zero keys and zero times already
  * dropped, an all-empty `Auth` already treated as absent) to the fields this service acts on.
  */
-import type { ParsedMapRequest as ProtoMap, ParsedRegisterRequest as ProtoRegister } from '@switchboard/protocol';
+import type {
+  ParsedMapRequest as ProtoMap,
+  ParsedRegisterRequest as ProtoRegister,
+} from '@switchboard/protocol';
 
 export interface ParsedRegisterRequest {
   version: number;
@@ -34,7 +37,7 @@ export function fromRegisterRequest(r: ProtoRegister): ParsedRegisterRequest {
     authKey: r.Auth?.AuthKey ?? null,
     expiry: r.Expiry ? r.Expiry.toISOString() : null,
     followup: r.Followup,
-    hostinfo: (r.Hostinfo as Record<string, unknown> | undefined) ?? null,
+    hostinfo: (r.Hostinfo) ?? null,
     ephemeral: r.Ephemeral,
   };
 }
@@ -45,7 +48,7 @@ export function fromMapRequest(r: ProtoMap): ParsedMapRequest {
     nodeKey: r.NodeKey,
     discoKey: r.DiscoKey ?? null,
     endpoints: r.Endpoints,
-    hostinfo: (r.Hostinfo as Record<string, unknown> | undefined) ?? null,
+    hostinfo: (r.Hostinfo) ?? null,
     stream: r.Stream,
     omitPeers: r.OmitPeers,
     compress: r.Compress,

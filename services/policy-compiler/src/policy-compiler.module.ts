@@ -1,5 +1,11 @@
 /** Nest module for policy-compiler. */
-import { Inject, Module, type DynamicModule, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import {
+  Inject,
+  Module,
+  type DynamicModule,
+  type OnApplicationShutdown,
+  type OnModuleInit,
+} from '@nestjs/common';
 import { PolicyCompilerRuntime, type PolicyRuntimeOptions } from './policy-compiler.runtime.js';
 
 export const POLICY_RUNTIME = Symbol('POLICY_RUNTIME');
@@ -19,7 +25,10 @@ export class PolicyCompilerModule {
   static forRoot(opts: PolicyRuntimeOptions): DynamicModule {
     return {
       module: PolicyCompilerModule,
-      providers: [{ provide: POLICY_RUNTIME, useFactory: () => new PolicyCompilerRuntime(opts) }, PolicyLifecycle],
+      providers: [
+        { provide: POLICY_RUNTIME, useFactory: () => new PolicyCompilerRuntime(opts) },
+        PolicyLifecycle,
+      ],
       exports: [POLICY_RUNTIME],
     };
   }

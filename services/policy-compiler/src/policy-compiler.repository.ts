@@ -9,7 +9,9 @@ export class PolicyRepository {
       [tailnetId],
     );
     const row = r.rows[0];
-    return row ? { tailnetId, version: Number(row.version), text: row.text } : { tailnetId, version: 0, text: null };
+    return row
+      ? { tailnetId, version: Number(row.version), text: row.text }
+      : { tailnetId, version: 0, text: null };
   }
 
   async allLatest(q: Queryable): Promise<PolicyRecord[]> {

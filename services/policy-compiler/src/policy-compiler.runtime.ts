@@ -20,8 +20,17 @@ export class PolicyCompilerRuntime {
   private subs: Subscription[] = [];
 
   constructor(private readonly opts: PolicyRuntimeOptions) {
-    this.relay = new OutboxRelay({ db: opts.db, schema: POLICY_SCHEMA, bus: opts.bus, logger: opts.logger.child('outbox') });
-    this.service = new PolicyCompilerService({ db: opts.db, logger: opts.logger, kickOutbox: () => this.relay.kick() });
+    this.relay = new OutboxRelay({
+      db: opts.db,
+      schema: POLICY_SCHEMA,
+      bus: opts.bus,
+      logger: opts.logger.child('outbox'),
+    });
+    this.service = new PolicyCompilerService({
+      db: opts.db,
+      logger: opts.logger,
+      kickOutbox: () => this.relay.kick(),
+    });
   }
 
   async start(): Promise<void> {
@@ -29,8 +38,12 @@ export class PolicyCompilerRuntime {
     this.relay.start();
     const Q = policy.POLICY_QUEUE;
     this.subs = [
-      serveRpc(this.opts.bus, policy.GetPolicy, Q, async (req) => ({ policy: await this.service.get(req.tailnetId) })),
-      serveRpc(this.opts.bus, policy.PolicySnapshot, Q, async () => ({ policies: await this.service.snapshot() })),
+      serveRpc(this.opts.bus, policy.GetPolicy, Q, async (req) => ({
+        policy: await this.service.get(req.tailnetId),
+      })),
+      serveRpc(this.opts.bus, policy.PolicySnapshot, Q, async () => ({
+        policies: await this.service.snapshot(),
+      })),
     ];
   }
 

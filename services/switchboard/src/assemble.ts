@@ -8,36 +8,56 @@ import type { Bus } from '@switchboard/bus';
 import { connectNatsBus, createInProcessBus } from '@switchboard/bus';
 import { ConfigError, type Logger } from '@switchboard/common';
 import { openDb, type Db } from '@switchboard/db';
-import { MemoryStreamRegistry, RedisStreamRegistry, type FanoutConfig, type StreamRegistry } from '@switchboard/netmap-fanout';
+import {
+  MemoryStreamRegistry,
+  RedisStreamRegistry,
+  type FanoutConfig,
+  type StreamRegistry,
+} from '@switchboard/netmap-fanout';
 import { formatKey, generatePrivateKey, parseKey, type PrivateKey } from '@switchboard/protocol';
 import { Redis } from 'ioredis';
 import type { BaseConfig } from './config.js';
 
-export async function openDatabase(cfg: BaseConfig, logger: Logger, opts: { embedded: boolean; inMemory?: boolean }): Promise<Db> {
+export async function openDatabase(
+  cfg: BaseConfig,
+  logger: Logger,
+  opts: { embedded: boolean; inMemory?: boolean },
+): Promise<Db> {
   if (cfg.DATABASE_URL) return openDb({ url: cfg.DATABASE_URL, logger: logger.child('db') });
-  if (!opts.embedded) throw new ConfigError(['DATABASE_URL: required when running a service on its own (postgres://…)']);
+  if (!opts.embedded)
+    throw new ConfigError(['DATABASE_URL: required when running a service on its own (postgres://…)']);
   if (opts.inMemory) return openDb({ logger: logger.child('db') });
   const dataDir = join(cfg.DATA_DIR, 'pgdata');
   mkdirSync(dataDir, { recursive: true });
   return openDb({ dataDir, logger: logger.child('db') });
 }
 
-export async function openBus(cfg: BaseConfig, logger: Logger, name: string, opts: { embedded: boolean }): Promise<Bus> {
+export async function openBus(
+  cfg: BaseConfig,
+  logger: Logger,
+  name: string,
+  opts: { embedded: boolean },
+): Promise<Bus> {
   if (cfg.NATS_URL) return connectNatsBus({ servers: cfg.NATS_URL, name, logger: logger.child('bus') });
-  if (!opts.embedded) throw new ConfigError(['NATS_URL: required when running a service on its own (nats://host:4222)']);
+  if (!opts.embedded)
+    throw new ConfigError(['NATS_URL: required when running a service on its own (nats://host:4222)']);
   return createInProcessBus({ logger: logger.child('bus') });
 }
 
 export function openStreamRegistry(cfg: BaseConfig): StreamRegistry {
   if (!cfg.REDIS_URL) return new MemoryStreamRegistry();
-  return new RedisStreamRegistry(new Redis(cfg.REDIS_URL, { maxRetriesPerRequest: 3, lazyConnect: false }), `${cfg.REDIS_KEY_PREFIX}stream:`);
+  return new RedisStreamRegistry(
+    new Redis(cfg.REDIS_URL, { maxRetriesPerRequest: 3, lazyConnect: false }),
+    `${cfg.REDIS_KEY_PREFIX}stream:`,
+  );
 }
 
 /** The server's long-term Noise key: from config, or a key file created on first start (keep it stable). */
 export function loadNoiseKey(cfg: BaseConfig, fcfg: FanoutConfig, logger: Logger): PrivateKey {
   if (fcfg.NOISE_PRIVATE_KEY) return parseKey('private', fcfg.NOISE_PRIVATE_KEY, 'NOISE_PRIVATE_KEY');
   const file = fcfg.NOISE_KEY_FILE ?? join(cfg.DATA_DIR, 'noise.key');
-  if (existsSync(file)) return parseKey('private', readFileSync(file, 'utf8').trim(), `Noise key file ${file}`);
+  if (existsSync(file))
+    return parseKey('private', readFileSync(file, 'utf8').trim(), `Noise key file ${file}`);
   const key = generatePrivateKey();
   mkdirSync(dirname(file), { recursive: true });
   try {
@@ -56,6 +76,7 @@ export function splitListen(addr: string): { host: string; port: number } {
   const i = addr.lastIndexOf(':');
   const host = i < 0 ? '0.0.0.0' : addr.slice(0, i).replace(/^\[|\]$/g, '') || '0.0.0.0';
   const port = Number(i < 0 ? addr : addr.slice(i + 1));
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError([`LISTEN_ADDR: bad port in "${addr}"`]);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new ConfigError([`LISTEN_ADDR: bad port in "${addr}"`]);
   return { host, port };
 }

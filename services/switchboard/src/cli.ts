@@ -43,7 +43,11 @@ type Row = Record<string, unknown>;
 function table(rows: Row[], cols: [string, (r: Row) => unknown][]): string {
   const cells = rows.map((r) => cols.map(([, f]) => fmt(f(r))));
   const widths = cols.map(([h], i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
-  const line = (vals: string[]): string => vals.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (vals: string[]): string =>
+    vals
+      .map((v, i) => v.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   return [line(cols.map(([h]) => h)), ...cells.map(line)].join('\n') + '\n';
 }
 
@@ -51,8 +55,9 @@ function fmt(v: unknown): string {
   if (v === null || v === undefined) return '-';
   if (Array.isArray(v)) return v.length ? v.join(',') : '-';
   if (typeof v === 'boolean') return v ? 'yes' : 'no';
-  if (typeof v === 'object') return JSON.stringify(v);
-  return String(v as string | number);
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'bigint') return v.toString();
+  return JSON.stringify(v) ?? '-';
 }
 
 function usageError(msg: string): SwitchboardError {
@@ -87,14 +92,18 @@ export async function runAdminCli(argv: string[], io: CliIO): Promise<number> {
     return 0;
   }
   const json = values.output === 'json';
-  if (!json && values.output !== 'table') throw usageError(`--output must be json or table, not "${values.output}"`);
-  const dataDir = io.env.DATA_DIR ?? join(io.env.XDG_DATA_HOME ?? join(homedir(), '.local', 'share'), 'switchboard');
+  if (!json && values.output !== 'table')
+    throw usageError(`--output must be json or table, not "${values.output}"`);
+  const dataDir =
+    io.env.DATA_DIR ?? join(io.env.XDG_DATA_HOME ?? join(homedir(), '.local', 'share'), 'switchboard');
   const server = values.server ?? io.env.SWITCHBOARD_SERVER;
   const target: AdminTarget = server
     ? { server, apiKey: values['api-key'] ?? io.env.SWITCHBOARD_API_KEY ?? '' }
     : { socketPath: values.socket ?? io.env.ADMIN_SOCKET ?? join(dataDir, 'admin.sock') };
-  const call = (method: string, path: string, body?: unknown): Promise<unknown> => adminCall(target, method, path, body);
-  const print = (data: unknown, render: () => string): void => io.out(json ? JSON.stringify(data, null, 2) + '\n' : render());
+  const call = (method: string, path: string, body?: unknown): Promise<unknown> =>
+    adminCall(target, method, path, body);
+  const print = (data: unknown, render: () => string): void =>
+    io.out(json ? JSON.stringify(data, null, 2) + '\n' : render());
   const [group, verb, ...rest] = positionals;
   const idArg = (): string => {
     const id = values.identifier ?? rest[0];
@@ -134,7 +143,12 @@ export async function runAdminCli(argv: string[], io: CliIO): Promise<number> {
     }
     case 'preauthkeys create': {
       if (!values.user) throw usageError('preauthkeys create needs --user NAME');
-      const tags = values.tags ? values.tags.split(',').map((t) => t.trim()).filter(Boolean) : [];
+      const tags = values.tags
+        ? values.tags
+            .split(',')
+            .map((t) => t.trim())
+            .filter(Boolean)
+        : [];
       const r = (await call('POST', '/api/v1/preauthkeys', {
         user: values.user,
         reusable: values.reusable,
@@ -198,11 +212,19 @@ export async function runAdminCli(argv: string[], io: CliIO): Promise<number> {
     case 'nodes expire':
     case 'nodes approve': {
       const r = (await call('POST', `/api/v1/nodes/${encodeURIComponent(idArg())}/${verb}`)) as { node: Row };
-      print(r.node, () => `Node ${String(r.node.id)} (${String(r.node.givenName)}) ${verb === 'expire' ? 'expired' : 'approved'}\n`);
+      print(
+        r.node,
+        () =>
+          `Node ${String(r.node.id)} (${String(r.node.givenName)}) ${verb === 'expire' ? 'expired' : 'approved'}\n`,
+      );
       return 0;
     }
     case 'apikeys create': {
-      const r = (await call('POST', '/api/v1/apikeys', values.expiration ? { expiration: values.expiration } : {})) as {
+      const r = (await call(
+        'POST',
+        '/api/v1/apikeys',
+        values.expiration ? { expiration: values.expiration } : {},
+      )) as {
         key: string;
       };
       print(r, () => `${r.key}\n`);
@@ -236,8 +258,13 @@ export async function runAdminCli(argv: string[], io: CliIO): Promise<number> {
 export function describeCliError(err: unknown): string {
   if (err instanceof AdminApiError)
     return `error: ${err.message}${err.code !== 'error' ? ` (${err.code})` : ''}${err.hint ? `\nhint: ${err.hint}` : ''}\n`;
-  if (err instanceof SwitchboardError) return `error: ${err.message}${err.hint ? `\nhint: ${err.hint}` : ''}\n`;
-  if (err instanceof Error && 'code' in err && String((err as { code: unknown }).code).startsWith('ERR_PARSE_ARGS'))
+  if (err instanceof SwitchboardError)
+    return `error: ${err.message}${err.hint ? `\nhint: ${err.hint}` : ''}\n`;
+  if (
+    err instanceof Error &&
+    'code' in err &&
+    String((err as { code: unknown }).code).startsWith('ERR_PARSE_ARGS')
+  )
     return `error: ${err.message}\nhint: run "switchboard --help"\n`;
   return `error: ${err instanceof Error ? err.message : String(err)}\n`;
 }

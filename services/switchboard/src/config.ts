@@ -10,7 +10,10 @@ const url = (protocols: string[]) =>
   z
     .string()
     .url()
-    .refine((v) => protocols.some((p) => v.startsWith(`${p}:`)), `must start with ${protocols.map((p) => p + '://').join(' or ')}`);
+    .refine(
+      (v) => protocols.some((p) => v.startsWith(`${p}:`)),
+      `must start with ${protocols.map((p) => p + '://').join(' or ')}`,
+    );
 
 export const baseConfigSchema = z.object({
   /** Postgres connection string; unset in `serve` = embedded PGlite under DATA_DIR. */
@@ -22,7 +25,9 @@ export const baseConfigSchema = z.object({
   /** Prefix of every Redis key Switchboard writes (lets several deployments share one Redis). */
   REDIS_KEY_PREFIX: z.string().default('switchboard:'),
   /** Where embedded state lives (PGlite data, Noise key, admin socket). */
-  DATA_DIR: z.string().default(join(process.env.XDG_DATA_HOME ?? join(homedir(), '.local', 'share'), 'switchboard')),
+  DATA_DIR: z
+    .string()
+    .default(join(process.env.XDG_DATA_HOME ?? join(homedir(), '.local', 'share'), 'switchboard')),
   /** Address the client edge (/key, /ts2021) listens on. */
   LISTEN_ADDR: z.string().default('0.0.0.0:8080'),
   /** URL clients use as --login-server; printed at start. Defaults to http://<first non-loopback IPv4>:<port>. */

@@ -42,7 +42,11 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  return runAdminCli(argv, { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s), env: process.env });
+  return runAdminCli(argv, {
+    out: (s) => process.stdout.write(s),
+    err: (s) => process.stderr.write(s),
+    env: process.env,
+  });
 }
 
 function waitForSignal(): Promise<void> {

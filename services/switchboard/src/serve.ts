@@ -11,7 +11,12 @@ import type { Db } from '@switchboard/db';
 import { AdminServer, IdentityRuntime } from '@switchboard/identity';
 import { KeyRegistryRuntime, keyRegistryConfigSchema } from '@switchboard/key-registry';
 import { PolicyCompilerRuntime } from '@switchboard/policy-compiler';
-import { NetmapFanoutRuntime, fanoutConfigSchema, loadDerpMap, type StreamRegistry } from '@switchboard/netmap-fanout';
+import {
+  NetmapFanoutRuntime,
+  fanoutConfigSchema,
+  loadDerpMap,
+  type StreamRegistry,
+} from '@switchboard/netmap-fanout';
 import { initZstd } from '@switchboard/protocol';
 import { baseConfigSchema } from './config.js';
 import { loadNoiseKey, openBus, openDatabase, openStreamRegistry, splitListen } from './assemble.js';
@@ -73,7 +78,12 @@ export async function serve(opts: ServeOptions = {}): Promise<RunningServer> {
     const identity = new IdentityRuntime({ db, bus, logger: logger.child('identity') });
     await identity.start();
     stack.push(() => identity.stop());
-    const keyRegistry = new KeyRegistryRuntime({ db, bus, config: krCfg, logger: logger.child('key-registry') });
+    const keyRegistry = new KeyRegistryRuntime({
+      db,
+      bus,
+      config: krCfg,
+      logger: logger.child('key-registry'),
+    });
     await keyRegistry.start();
     stack.push(() => keyRegistry.stop());
     const policy = new PolicyCompilerRuntime({ db, bus, logger: logger.child('policy-compiler') });

@@ -25,14 +25,20 @@ export async function runService(
   const bus = await openBus(cfg, logger, name, { embedded: false });
   const stops: (() => Promise<void>)[] = [() => bus.close()];
   const stop = async (): Promise<void> => {
-    for (const f of stops.reverse()) await f().catch((err: unknown) => logger.warn('error while stopping', { err }));
+    for (const f of stops.reverse())
+      await f().catch((err: unknown) => logger.warn('error while stopping', { err }));
   };
   try {
     switch (name) {
       case 'key-registry': {
         const db = await openDatabase(cfg, logger, { embedded: false });
         stops.push(() => db.close());
-        const rt = new KeyRegistryRuntime({ db, bus, config: parseConfig(keyRegistryConfigSchema, env), logger });
+        const rt = new KeyRegistryRuntime({
+          db,
+          bus,
+          config: parseConfig(keyRegistryConfigSchema, env),
+          logger,
+        });
         await rt.start();
         stops.push(() => rt.stop());
         return { stop };
@@ -44,7 +50,13 @@ export async function runService(
         await rt.start();
         stops.push(() => rt.stop());
         if (cfg.ADMIN_SOCKET || cfg.ADMIN_LISTEN) {
-          const admin = new AdminServer({ bus, identity: rt.service, logger: logger.child('admin'), socketPath: cfg.ADMIN_SOCKET, listen: cfg.ADMIN_LISTEN });
+          const admin = new AdminServer({
+            bus,
+            identity: rt.service,
+            logger: logger.child('admin'),
+            socketPath: cfg.ADMIN_SOCKET,
+            listen: cfg.ADMIN_LISTEN,
+          });
           await admin.start();
           stops.push(() => admin.stop());
         }
@@ -62,7 +74,9 @@ export async function runService(
         await initZstd();
         const fcfg = parseConfig(fanoutConfigSchema, env);
         if (!fcfg.NOISE_PRIVATE_KEY && !fcfg.NOISE_KEY_FILE)
-          throw new ConfigError(['NOISE_PRIVATE_KEY or NOISE_KEY_FILE: every fanout replica must use the same server key']);
+          throw new ConfigError([
+            'NOISE_PRIVATE_KEY or NOISE_KEY_FILE: every fanout replica must use the same server key',
+          ]);
         const registry = openStreamRegistry(cfg);
         stops.push(() => registry.close());
         const { host, port } = splitListen(cfg.LISTEN_ADDR);

@@ -28,7 +28,11 @@ export async function runSpineScenario(o: SpineScenarioOptions): Promise<{ delet
   const h = o.harness;
   const call = (m: string, p: string, b?: unknown) => adminCall(o.admin, m, p, b);
   await call('POST', '/api/v1/users', { name: 'interop' });
-  const { key } = (await call('POST', '/api/v1/preauthkeys', { user: 'interop', reusable: true, expiration: '1h' })) as {
+  const { key } = (await call('POST', '/api/v1/preauthkeys', {
+    user: 'interop',
+    reusable: true,
+    expiration: '1h',
+  })) as {
     key: string;
   };
   const specs = [
@@ -64,7 +68,9 @@ export async function runSpineScenario(o: SpineScenarioOptions): Promise<{ delet
   }
 
   // Delete n3 with the CLI; the others must lose it within 2 s.
-  const { nodes: list } = (await call('GET', '/api/v1/nodes')) as { nodes: { id: number; givenName: string }[] };
+  const { nodes: list } = (await call('GET', '/api/v1/nodes')) as {
+    nodes: { id: number; givenName: string }[];
+  };
   const n3 = list.find((x) => x.givenName === 'n3');
   assert.ok(n3, `n3 in the node list: ${JSON.stringify(list.map((x) => x.givenName))}`);
   const out: string[] = [];
@@ -87,7 +93,9 @@ export async function runSpineScenario(o: SpineScenarioOptions): Promise<{ delet
   o.log(`deleted n3 disappeared from n1 and n2 in ${deletePropagationMs} ms`);
 
   // An ephemeral node that logs out is deleted.
-  const { key: ekey } = (await call('POST', '/api/v1/preauthkeys', { user: 'interop', ephemeral: true })) as { key: string };
+  const { key: ekey } = (await call('POST', '/api/v1/preauthkeys', { user: 'interop', ephemeral: true })) as {
+    key: string;
+  };
   const e = await h.startNode({ name: 'eph', authKey: ekey, loginServer: o.controlUrls[0]! });
   await waitFor(
     async () => {

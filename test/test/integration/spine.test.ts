@@ -20,7 +20,8 @@ describe('spine: one process, simulated nodes', () => {
   let key: string;
   const nodes: SimNode[] = [];
 
-  const admin = (method: string, path: string, body?: unknown) => adminCall({ socketPath: srv.adminSocket }, method, path, body);
+  const admin = (method: string, path: string, body?: unknown) =>
+    adminCall({ socketPath: srv.adminSocket }, method, path, body);
 
   async function joinNode(name: string, authKey = key): Promise<SimNode> {
     const n = new SimNode({ url, hostname: name });
@@ -38,11 +39,16 @@ describe('spine: one process, simulated nodes', () => {
     srv = await serve({
       inMemory: true,
       logger: testLogger('spine'),
-      env: { LISTEN_ADDR: '127.0.0.1:0', DATA_DIR: dir, LOG_LEVEL: process.env.TEST_LOG ? 'debug' : 'silent' },
+      env: {
+        LISTEN_ADDR: '127.0.0.1:0',
+        DATA_DIR: dir,
+        LOG_LEVEL: process.env.TEST_LOG ? 'debug' : 'silent',
+      },
     });
     url = `http://127.0.0.1:${srv.port}`;
     await admin('POST', '/api/v1/users', { name: 'alice' });
-    key = ((await admin('POST', '/api/v1/preauthkeys', { user: 'alice', reusable: true })) as { key: string }).key;
+    key = ((await admin('POST', '/api/v1/preauthkeys', { user: 'alice', reusable: true })) as { key: string })
+      .key;
   });
 
   after(async () => {
@@ -64,40 +70,66 @@ describe('spine: one process, simulated nodes', () => {
     const b = await joinNode('beta');
     assert.equal(a.self?.Name, 'alpha.switchboard.internal.');
     await waitFor(() => a.peers.has(b.self!.ID as number), { what: 'alpha to see beta' });
-    assert.ok(b.peers.has(a.self!.ID as number));
+    assert.ok(b.peers.has(a.self.ID as number));
     const first = b.messages[0] as unknown as Record<string, unknown>;
     assert.ok(first.DERPMap, 'DERPMap in the first message');
-    assert.deepEqual(first.PacketFilter, [{ SrcIPs: ['*'], DstPorts: [{ IP: '*', Ports: { First: 0, Last: 65535 } }] }]);
+    assert.deepEqual(first.PacketFilter, [
+      { SrcIPs: ['*'], DstPorts: [{ IP: '*', Ports: { First: 0, Last: 65535 } }] },
+    ]);
 
     const c = await joinNode('gamma');
     const cid = c.self!.ID as number;
     await waitFor(() => a.peers.has(cid) && b.peers.has(cid), { what: 'alpha and beta to see gamma' });
-    const joinMsg = a.messages.find((m) => (m as unknown as { PeersChanged?: { ID: number }[] }).PeersChanged?.some((p) => p.ID === cid));
+    const joinMsg = a.messages.find((m) =>
+      (m as unknown as { PeersChanged?: { ID: number }[] }).PeersChanged?.some((p) => p.ID === cid),
+    );
     assert.ok(joinMsg, 'the join came as PeersChanged, not a full map');
     assert.equal((joinMsg as unknown as { Peers?: unknown }).Peers, undefined);
 
-    await c.client!.liteUpdate(c.mapRequest({ Stream: false, OmitPeers: true, Endpoints: ['198.51.100.9:41641'] }));
-    await waitFor(() => JSON.stringify(a.peers.get(cid)?.Endpoints) === JSON.stringify(['198.51.100.9:41641']), {
-      what: 'endpoint patch at alpha',
-    });
-    assert.ok(a.messages.some((m) => (m as unknown as { PeersChangedPatch?: unknown[] }).PeersChangedPatch), 'patch used');
+    await c.client!.liteUpdate(
+      c.mapRequest({ Stream: false, OmitPeers: true, Endpoints: ['198.51.100.9:41641'] }),
+    );
+    await waitFor(
+      () => JSON.stringify(a.peers.get(cid)?.Endpoints) === JSON.stringify(['198.51.100.9:41641']),
+      {
+        what: 'endpoint patch at alpha',
+      },
+    );
+    assert.ok(
+      a.messages.some((m) => (m as unknown as { PeersChangedPatch?: unknown[] }).PeersChangedPatch),
+      'patch used',
+    );
 
     const t0 = Date.now();
     await admin('DELETE', `/api/v1/nodes/${cid}`);
-    await waitFor(() => !a.peers.has(cid) && !b.peers.has(cid), { what: 'gamma removed everywhere', timeoutMs: 2000 });
+    await waitFor(() => !a.peers.has(cid) && !b.peers.has(cid), {
+      what: 'gamma removed everywhere',
+      timeoutMs: 2000,
+    });
     const ms = Date.now() - t0;
     assert.ok(ms < 2000, `deletion propagated in ${ms} ms`);
-    await waitFor(async () => (await Promise.race([c.streamDone!.then(() => true), new Promise((r) => setTimeout(() => r(false), 10))])) as boolean, {
-      what: "the deleted node's stream to end",
-    });
+    await waitFor(
+      async () =>
+        (await Promise.race([
+          c.streamDone!.then(() => true),
+          new Promise((r) => setTimeout(() => r(false), 10)),
+        ])) as boolean,
+      {
+        what: "the deleted node's stream to end",
+      },
+    );
   });
 
-  test("a node key owned by another machine is refused on map and register", async () => {
+  test('a node key owned by another machine is refused on map and register', async () => {
     const victim = await joinNode('victim');
     const thief = new SimNode({ url, hostname: 'thief' });
     nodes.push(thief);
     await thief.connect();
-    const res = await thief.client!.request('POST', '/machine/map', JSON.stringify(victim.mapRequest({ Stream: false, OmitPeers: true })));
+    const res = await thief.client!.request(
+      'POST',
+      '/machine/map',
+      JSON.stringify(victim.mapRequest({ Stream: false, OmitPeers: true })),
+    );
     assert.equal(res.status, 403);
     thief.nodePrivate = victim.nodePrivate;
     const r = await thief.register(key);
@@ -110,7 +142,11 @@ describe('spine: one process, simulated nodes', () => {
     await n.connect();
     const garbage = await n.client!.request('POST', '/machine/register', '{not json');
     assert.equal(garbage.status, 400);
-    const wrongShape = await n.client!.request('POST', '/machine/register', JSON.stringify({ NodeKey: 'nodekey:zz' }));
+    const wrongShape = await n.client!.request(
+      'POST',
+      '/machine/register',
+      JSON.stringify({ NodeKey: 'nodekey:zz' }),
+    );
     assert.equal(wrongShape.status, 400);
     const big = await n.client!.request('POST', '/machine/map', Buffer.alloc(2 << 20, 0x20));
     assert.equal(big.status, 413);
@@ -136,7 +172,9 @@ describe('spine: one process, simulated nodes', () => {
   });
 
   test('an ephemeral node that logs out is deleted', async () => {
-    const ekey = ((await admin('POST', '/api/v1/preauthkeys', { user: 'alice', ephemeral: true })) as { key: string }).key;
+    const ekey = (
+      (await admin('POST', '/api/v1/preauthkeys', { user: 'alice', ephemeral: true })) as { key: string }
+    ).key;
     const e = await joinNode('eph', ekey);
     const id = e.self!.ID as number;
     const out = await e.client!.register({
@@ -144,7 +182,7 @@ describe('spine: one process, simulated nodes', () => {
       NodeKey: e.nodeKey,
       Expiry: '1970-01-01T00:02:03Z',
       Hostinfo: { Hostname: 'eph' },
-    } as never);
+    });
     assert.equal(out.NodeKeyExpired, true);
     const { nodes: list } = (await admin('GET', '/api/v1/nodes')) as { nodes: { id: number }[] };
     assert.ok(!list.some((n) => n.id === id));

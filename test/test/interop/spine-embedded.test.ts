@@ -8,36 +8,40 @@ import { serve } from '@switchboard/switchboard';
 import { Harness, assertNoForeignTraffic } from '../../src/harness/harness.js';
 import { runSpineScenario } from '../../src/scenarios/spine-scenario.js';
 
-test('real clients join a one-process Switchboard, see and ping each other, lose deleted peers', { timeout: 300_000 }, async (t) => {
-  const h = await Harness.create();
-  let failed = true;
-  try {
-    const dataDir = mkdtempSync(join(h.runDir, 'sb-'));
-    const port = await h.freePort();
-    const srv = await serve({
-      inMemory: true,
-      env: {
-        LISTEN_ADDR: `${h.bridgeIp}:${port}`,
-        DATA_DIR: dataDir,
-        DERP_MAP_PATH: await h.writeDerpMap(),
-        DISABLE_CAPTIVE_PORTAL_DETECTION: 'true',
-        LOG_LEVEL: process.env.TEST_LOG ? 'debug' : 'warn',
-      },
-    });
+test(
+  'real clients join a one-process Switchboard, see and ping each other, lose deleted peers',
+  { timeout: 300_000 },
+  async (t) => {
+    const h = await Harness.create();
+    let failed = true;
     try {
-      const r = await runSpineScenario({
-        harness: h,
-        admin: { socketPath: srv.adminSocket },
-        controlUrls: [h.urlFor(port)],
-        log: (m) => t.diagnostic(m),
+      const dataDir = mkdtempSync(join(h.runDir, 'sb-'));
+      const port = await h.freePort();
+      const srv = await serve({
+        inMemory: true,
+        env: {
+          LISTEN_ADDR: `${h.bridgeIp}:${port}`,
+          DATA_DIR: dataDir,
+          DERP_MAP_PATH: await h.writeDerpMap(),
+          DISABLE_CAPTIVE_PORTAL_DETECTION: 'true',
+          LOG_LEVEL: process.env.TEST_LOG ? 'debug' : 'warn',
+        },
       });
-      t.diagnostic(`delete propagation ${r.deletePropagationMs} ms`);
-      await assertNoForeignTraffic(h);
-      failed = false;
+      try {
+        const r = await runSpineScenario({
+          harness: h,
+          admin: { socketPath: srv.adminSocket },
+          controlUrls: [h.urlFor(port)],
+          log: (m) => t.diagnostic(m),
+        });
+        t.diagnostic(`delete propagation ${r.deletePropagationMs} ms`);
+        await assertNoForeignTraffic(h);
+        failed = false;
+      } finally {
+        await srv.stop();
+      }
     } finally {
-      await srv.stop();
+      await h.cleanup({ failed });
     }
-  } finally {
-    await h.cleanup({ failed });
-  }
-});
+  },
+);

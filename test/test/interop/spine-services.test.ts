@@ -49,8 +49,16 @@ test('real clients across two fanout replicas of the split services', { timeout:
       DISABLE_CAPTIVE_PORTAL_DETECTION: 'true',
     };
     procs.push(
-      start('fanout-a', ['service', 'netmap-fanout'], { ...fanoutEnv, LISTEN_ADDR: `${h.bridgeIp}:${portA}`, REPLICA_ID: 'a' }),
-      start('fanout-b', ['service', 'netmap-fanout'], { ...fanoutEnv, LISTEN_ADDR: `${h.bridgeIp}:${portB}`, REPLICA_ID: 'b' }),
+      start('fanout-a', ['service', 'netmap-fanout'], {
+        ...fanoutEnv,
+        LISTEN_ADDR: `${h.bridgeIp}:${portA}`,
+        REPLICA_ID: 'a',
+      }),
+      start('fanout-b', ['service', 'netmap-fanout'], {
+        ...fanoutEnv,
+        LISTEN_ADDR: `${h.bridgeIp}:${portB}`,
+        REPLICA_ID: 'b',
+      }),
     );
     for (const port of [portA, portB]) {
       await waitFor(
@@ -61,7 +69,10 @@ test('real clients across two fanout replicas of the split services', { timeout:
         { what: `fanout replica on port ${port} to be ready`, timeoutMs: 60_000, intervalMs: 200 },
       );
     }
-    await waitFor(() => (existsSync(adminSocket) ? true : notYet('no socket')), { what: 'admin socket', timeoutMs: 30_000 });
+    await waitFor(() => (existsSync(adminSocket) ? true : notYet('no socket')), {
+      what: 'admin socket',
+      timeoutMs: 30_000,
+    });
     const admin = { socketPath: adminSocket };
     await adminCall(admin, 'GET', '/api/v1/users');
     const r = await runSpineScenario({

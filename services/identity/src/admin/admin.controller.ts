@@ -22,7 +22,8 @@ export function expiryFrom(expiration: string | undefined, fallbackMs: number): 
     return new Date(Date.now() + Number(m[1]) * unit).toISOString();
   }
   const t = Date.parse(expiration);
-  if (Number.isNaN(t)) throw new ValidationError(`expiration "${expiration}" is neither a duration (90d, 12h) nor a time`);
+  if (Number.isNaN(t))
+    throw new ValidationError(`expiration "${expiration}" is neither a duration (90d, 12h) nor a time`);
   return new Date(t).toISOString();
 }
 
@@ -44,8 +45,16 @@ export class AdminController {
   ) {}
 
   private async resolveUser(ref: string | number): Promise<number> {
-    const u = typeof ref === 'number' || /^\d+$/.test(ref) ? await this.ids.getUser({ id: Number(ref) }) : await this.ids.getUser({ name: ref });
-    if (!u) throw new IdentityError('user_not_found', `no user "${ref}"`, 'create it with "switchboard users create NAME"');
+    const u =
+      typeof ref === 'number' || /^\d+$/.test(ref)
+        ? await this.ids.getUser({ id: Number(ref) })
+        : await this.ids.getUser({ name: ref });
+    if (!u)
+      throw new IdentityError(
+        'user_not_found',
+        `no user "${ref}"`,
+        'create it with "switchboard users create NAME"',
+      );
     return u.id;
   }
 
@@ -88,8 +97,13 @@ export class AdminController {
   @Post('preauthkeys/expire')
   @HttpCode(200)
   async expireKey(@Body() body: unknown): Promise<unknown> {
-    const req = validateMessage(z.object({ key: z.string().optional(), id: z.number().int().positive().optional() }), body, 'POST /api/v1/preauthkeys/expire');
-    if (req.key === undefined && req.id === undefined) throw new ValidationError('give "key" (its prefix or the whole key) or "id"');
+    const req = validateMessage(
+      z.object({ key: z.string().optional(), id: z.number().int().positive().optional() }),
+      body,
+      'POST /api/v1/preauthkeys/expire',
+    );
+    if (req.key === undefined && req.id === undefined)
+      throw new ValidationError('give "key" (its prefix or the whole key) or "id"');
     return callRpc(this.bus, keyRegistry.ExpirePreAuthKey, { id: req.id, prefix: req.key });
   }
 
@@ -123,7 +137,11 @@ export class AdminController {
 
   @Post('apikeys')
   async createApiKey(@Body() body: unknown): Promise<unknown> {
-    const req = validateMessage(z.object({ expiration: z.string().optional() }), body ?? {}, 'POST /api/v1/apikeys');
+    const req = validateMessage(
+      z.object({ expiration: z.string().optional() }),
+      body ?? {},
+      'POST /api/v1/apikeys',
+    );
     return this.ids.createApiKey(expiryFrom(req.expiration, 90 * 86_400_000));
   }
 

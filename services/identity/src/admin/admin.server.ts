@@ -46,10 +46,16 @@ export class AdminServer {
   constructor(private readonly o: AdminServerOptions) {}
 
   async start(): Promise<void> {
-    this.app = await NestFactory.create(AdminModule.forRoot(this.o.bus, this.o.identity), { logger: false, bodyParser: true });
+    this.app = await NestFactory.create(AdminModule.forRoot(this.o.bus, this.o.identity), {
+      logger: false,
+      bodyParser: true,
+    });
     this.app.useGlobalFilters(new AdminExceptionFilter(this.o.logger));
     await this.app.init();
-    const handler = this.app.getHttpAdapter().getInstance() as (req: IncomingMessage, res: ServerResponse) => void;
+    const handler = this.app.getHttpAdapter().getInstance() as (
+      req: IncomingMessage,
+      res: ServerResponse,
+    ) => void;
 
     if (this.o.socketPath) {
       const path = this.o.socketPath;

@@ -2,7 +2,7 @@
 // Finds compiled test files by tier and runs them with node's built-in test runner.
 //   unit:        **/dist/src/**/*.spec.js      (pure, no I/O)
 //   integration: services/*/dist/test/**/*.test.js, libs/*/dist/test/**/*.test.js (real Postgres, Redis, NATS)
-//   interop:     test/dist/test/interop/**/*.test.js (real tailscale clients in network namespaces)
+//   interop:     test/dist/test/{harness,interop}/**/*.test.js (real tailscale clients in network namespaces)
 //   e2e:         test/dist/test/e2e/**/*.test.js
 import { readdirSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -38,7 +38,10 @@ for (const tier of tiers) {
     if (tier === 'integration' && pkg.endsWith('/test'))
       files.push(...walk(join(dist, 'test', 'integration'), []).filter((f) => f.endsWith('.test.js')));
     if (tier === 'interop' && pkg.endsWith('/test'))
-      files.push(...walk(join(dist, 'test', 'interop'), []).filter((f) => f.endsWith('.test.js')));
+      files.push(
+        ...walk(join(dist, 'test', 'harness'), []).filter((f) => f.endsWith('.test.js')),
+        ...walk(join(dist, 'test', 'interop'), []).filter((f) => f.endsWith('.test.js')),
+      );
     if (tier === 'e2e' && pkg.endsWith('/test'))
       files.push(...walk(join(dist, 'test', 'e2e'), []).filter((f) => f.endsWith('.test.js')));
   }
@@ -47,7 +50,7 @@ if (files.length === 0) {
   console.error(`no compiled test files found for tiers ${tiers.join(', ')}: run "pnpm build" first`);
   process.exit(1);
 }
-const concurrency = tiers.includes('interop') ? '1' : process.env.TEST_CONCURRENCY ?? '2';
+const concurrency = tiers.includes('interop') ? '1' : (process.env.TEST_CONCURRENCY ?? '2');
 const r = spawnSync(
   process.execPath,
   ['--enable-source-maps', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files],

@@ -7,7 +7,7 @@
  */
 import * as http2 from 'node:http2';
 import type { IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
-import { createLogger, type Logger } from '@switchboard/common';
+import { ValidationError, createLogger, type Logger } from '@switchboard/common';
 import { ProtocolError } from './errors.js';
 import { formatKey, type MachinePublic } from './keys.js';
 import type { NoiseConn } from './noise/noise-conn.js';
@@ -25,6 +25,10 @@ export interface NoisePeer {
   readonly remoteAddress: string | undefined;
 }
 
+/**
+ * Handles one request stream. A thrown (or rejected) ValidationError becomes 400 with its
+ * message, anything else 500; handlers should still map their own domain errors themselves.
+ */
 export type NoiseStreamHandler = (
   stream: ServerHttp2Stream,
   headers: IncomingHttpHeaders,
@@ -122,6 +126,16 @@ export class NoiseHttp2Server {
     const fail = (err: unknown): void => {
       // readRequestBody already answered 413 and is winding the stream down.
       if (err instanceof ProtocolError && err.code === 'body_too_large') return;
+      // Input that failed boundary validation is the client's fault: 400 with the reason.
+      if (err instanceof ValidationError) {
+        this.log.warn('invalid noise request', {
+          connectionId: peer.connectionId,
+          path: headers[':path'],
+          err,
+        });
+        if (!stream.destroyed && !stream.closed && !stream.headersSent) respondText(stream, 400, err.message);
+        return;
+      }
       this.log.error('noise request handler failed', {
         connectionId: peer.connectionId,
         path: headers[':path'],

@@ -93,6 +93,22 @@ function parseResponseHead(text: string): ParsedHead {
   return { status: Number(m[1]), statusText: m[2] ?? '', headers };
 }
 
+/** Best-effort decoding of a chunked body prefix, for error messages only. */
+function dechunk(buf: Buffer): Buffer {
+  const parts: Buffer[] = [];
+  let off = 0;
+  for (;;) {
+    const eol = buf.indexOf('\r\n', off);
+    if (eol < 0) break;
+    const size = parseInt(buf.subarray(off, eol).toString('latin1'), 16);
+    if (!Number.isFinite(size) || size <= 0) break;
+    parts.push(buf.subarray(eol + 2, Math.min(buf.length, eol + 2 + size)));
+    off = eol + 2 + size + 2;
+    if (off >= buf.length) break;
+  }
+  return Buffer.concat(parts);
+}
+
 /** Performs the upgrade and Noise handshake; resolves with a NoiseConn (early payload detection on). */
 export function dialNoise(opts: DialNoiseOptions): Promise<NoiseConn> {
   const target = parseTarget(opts.url);
@@ -156,7 +172,8 @@ export function dialNoise(opts: DialNoiseOptions): Promise<NoiseConn> {
 
     const finishNon101 = (): void => {
       const h = head!;
-      const excerpt = buf.subarray(0, 200).toString('utf8').trim();
+      const chunked = /chunked/i.test(h.headers.get('transfer-encoding') ?? '');
+      const excerpt = (chunked ? dechunk(buf) : buf).subarray(0, 200).toString('utf8').trim();
       fail(
         new ProtocolError(
           'upgrade_failed',
@@ -197,7 +214,9 @@ export function dialNoise(opts: DialNoiseOptions): Promise<NoiseConn> {
         }
         if (head.status !== 101) {
           // Collect up to 200 bytes of the body for the error message (or until the server closes).
-          if (buf.length >= wantExcerpt) finishNon101();
+          const chunkedDone =
+            /chunked/i.test(head.headers.get('transfer-encoding') ?? '') && buf.includes('0\r\n\r\n');
+          if (buf.length >= wantExcerpt || chunkedDone) finishNon101();
           return;
         }
         const reply = readHandshakeReply(buf);

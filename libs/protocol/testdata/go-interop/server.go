@@ -157,14 +157,19 @@ func noiseHandler(peer key.MachinePublic, version int, enc *zstd.Encoder) http.H
 			http.Error(w, "map: bad request fields", 400)
 			return
 		}
+		frames := buildMapFrames(&req, peer)
 		if !req.Stream {
-			w.WriteHeader(200)
-			return
+			// Lite update (OmitPeers): empty body. One-shot map: exactly one full frame.
+			if !req.OmitPeers {
+				frames = frames[1:2]
+			} else {
+				frames = nil
+			}
 		}
 		w.WriteHeader(200)
 		f := w.(http.Flusher)
 		f.Flush()
-		for _, m := range buildMapFrames(&req, peer) {
+		for _, m := range frames {
 			js, err := json.Marshal(m)
 			if err != nil {
 				log.Printf("map: %v", err)

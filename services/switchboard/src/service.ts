@@ -18,7 +18,7 @@ export type ServiceName = (typeof SERVICES)[number];
 export async function runService(
   name: ServiceName,
   env: Record<string, string | undefined> = process.env,
-): Promise<{ stop: () => Promise<void>; port?: number }> {
+): Promise<{ stop: () => Promise<void>; port?: number; adminPort?: number }> {
   const cfg = parseConfig(baseConfigSchema, env);
   configureLogging({ level: cfg.LOG_LEVEL });
   const logger = createLogger(name);
@@ -59,6 +59,7 @@ export async function runService(
           });
           await admin.start();
           stops.push(() => admin.stop());
+          if (admin.tcpAddress) return { stop, adminPort: admin.tcpAddress.port };
         }
         return { stop };
       }

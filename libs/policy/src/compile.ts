@@ -236,7 +236,9 @@ function identOf(alias: Alias): IdentAlias | null {
   switch (alias.kind) {
     case 'user': {
       const domain = userDomainOf(alias.login);
-      return domain !== null ? { kind: 'userDomain', domain } : { kind: 'user', login: normalizeLogin(alias.login) };
+      return domain !== null
+        ? { kind: 'userDomain', domain }
+        : { kind: 'user', login: normalizeLogin(alias.login) };
     }
     case 'group':
       return { kind: 'group', name: alias.name };
@@ -332,16 +334,14 @@ export function compilePolicy(policy: Policy | null): CompiledPolicy {
   }
   const f = new SpecFactory(policy);
   const grants: NormGrant[] = [
-    ...(policy.grants ?? []).map(
-      (g, i): NormGrant => ({
-        origin: `grants[${i}]`,
-        src: g.src.map((s: AliasRef) => s.alias),
-        dst: g.dst.map((d: AliasRef) => d.alias),
-        ip: g.ip,
-        app: g.app,
-        via: g.via.map((v) => v.text),
-      }),
-    ),
+    ...(policy.grants ?? []).map((g, i): NormGrant => ({
+      origin: `grants[${i}]`,
+      src: g.src.map((s: AliasRef) => s.alias),
+      dst: g.dst.map((d: AliasRef) => d.alias),
+      ip: g.ip,
+      app: g.app,
+      via: g.via.map((v) => v.text),
+    })),
     ...aclToGrants(policy),
   ];
   const units: Unit[] = [];
@@ -362,10 +362,21 @@ export function compilePolicy(policy: Policy | null): CompiledPolicy {
         if (lit !== null) prefixes.push(lit);
       }
       // An app-only via grant yields no rule but still makes sources and routers peers (grant-k12).
-      const ips = g.ip.length > 0 ? g.ip : g.app !== null && g.app.length > 0 ? [{ proto: NO_PROTO, ports: [] }] : [];
+      const ips =
+        g.ip.length > 0 ? g.ip : g.app !== null && g.app.length > 0 ? [{ proto: NO_PROTO, ports: [] }] : [];
       for (const ip of ips) {
         hasVia = true;
-        push({ kind: 'via', order: units.length, origin: g.origin, src, viaTags: g.via, prefixes, internet, ports: ip.ports, proto: ip.proto });
+        push({
+          kind: 'via',
+          order: units.length,
+          origin: g.origin,
+          src,
+          viaTags: g.via,
+          prefixes,
+          internet,
+          ports: ip.ports,
+          proto: ip.proto,
+        });
       }
       continue;
     }
@@ -387,25 +398,44 @@ export function compilePolicy(policy: Policy | null): CompiledPolicy {
         }
       }
       for (const ip of g.ip) {
-        push({ kind: 'ip', order: units.length, origin: g.origin, src, dst, items, ports: ip.ports, proto: ip.proto });
+        push({
+          kind: 'ip',
+          order: units.length,
+          origin: g.origin,
+          src,
+          dst,
+          items,
+          ports: ip.ports,
+          proto: ip.proto,
+        });
       }
       if (g.app !== null && g.app.length > 0) {
         const cap = capSpecOf(g.app);
         push({ kind: 'cap', order: units.length, origin: g.origin, src, dst, items, cap });
         const from = f.spec(others);
         for (const [orig, comp] of COMPANIONS) {
-          if (cap.names.includes(orig)) push({ kind: 'companion', order: units.length, origin: g.origin, from, to: src, capName: comp });
+          if (cap.names.includes(orig))
+            push({ kind: 'companion', order: units.length, origin: g.origin, from, to: src, capName: comp });
         }
       }
     }
     if (selfs.length > 0) {
       hasSelf = true;
-      for (const ip of g.ip) push({ kind: 'self-ip', order: units.length, origin: g.origin, src, ports: ip.ports, proto: ip.proto });
+      for (const ip of g.ip)
+        push({
+          kind: 'self-ip',
+          order: units.length,
+          origin: g.origin,
+          src,
+          ports: ip.ports,
+          proto: ip.proto,
+        });
       if (g.app !== null && g.app.length > 0) {
         const cap = capSpecOf(g.app);
         push({ kind: 'self-cap', order: units.length, origin: g.origin, src, cap });
         for (const [orig, comp] of COMPANIONS) {
-          if (cap.names.includes(orig)) push({ kind: 'self-companion', order: units.length, origin: g.origin, src, capName: comp });
+          if (cap.names.includes(orig))
+            push({ kind: 'self-companion', order: units.length, origin: g.origin, src, capName: comp });
         }
       }
     }

@@ -103,9 +103,10 @@ export interface TagCheck {
 
 const WILDCARD_TEXTS: readonly string[] = WILDCARD_SET.ranges.map(formatRange);
 const WILDCARD_PREFIXES: readonly Prefix[] = WILDCARD_SET.prefixes();
+/** SaaS writes every autogroup:internet piece as an `a-b` range, even 2000::/3 (capture routes-b17). */
 const INTERNET_RANGES: readonly { range: Range; text: string }[] = INTERNET_SET.ranges.map((r) => ({
   range: r,
-  text: formatRange(r),
+  text: `${formatRange({ ...r, last: r.first })}-${formatRange({ ...r, first: r.last })}`,
 }));
 
 interface Render {
@@ -243,7 +244,8 @@ function planEquals(a: readonly PlanRule[] | undefined, b: readonly PlanRule[] |
     for (let j = 0; j < x.dst.length; j++) {
       const p = x.dst[j];
       const r = y.dst[j];
-      if (p === undefined || r === undefined || p.ip !== r.ip || p.first !== r.first || p.last !== r.last) return false;
+      if (p === undefined || r === undefined || p.ip !== r.ip || p.first !== r.first || p.last !== r.last)
+        return false;
     }
     if ((x.caps === null) !== (y.caps === null)) return false;
     if (x.caps !== null && y.caps !== null) {
@@ -466,7 +468,8 @@ export class PolicyEngine {
           dpeer = true;
           recv = true;
           capRecv =
-            n.addrs.some((a) => WILDCARD_SET.containsAddr(a)) || n.subnetRoutes.some((r) => WILDCARD_SET.overlaps(r));
+            n.addrs.some((a) => WILDCARD_SET.containsAddr(a)) ||
+            n.subnetRoutes.some((r) => WILDCARD_SET.overlaps(r));
         }
         for (const l of spec.literals) {
           const hit = nodeIpIn(n, l.prefix) || nodeRoutesOverlap(n, l.prefix);
@@ -479,8 +482,7 @@ export class PolicyEngine {
           }
         }
         if (spec.internet) {
-          const hit =
-            n.isExit || INTERNET_SET.ranges.some((r) => nodeIpIn(n, r) || nodeRoutesOverlap(n, r));
+          const hit = n.isExit || INTERNET_SET.ranges.some((r) => nodeIpIn(n, r) || nodeRoutesOverlap(n, r));
           if (hit) recv = true;
           if (INTERNET_SET.ranges.some((r) => nodeIpIn(n, r) || nodeRoutesOverlap(n, r))) dpeer = true;
         }
@@ -639,9 +641,22 @@ export class PolicyEngine {
   }
 
   private compileSshRule(factory: SpecFactory, rule: SshRule): SshCompiled {
-    const src = this.setFor(factory, rule.src.map((r) => r.alias), 'src');
-    const others = rule.dst.filter((d) => !(d.alias.kind === 'autogroup' && d.alias.name === 'autogroup:self'));
-    const dst = others.length > 0 ? this.setFor(factory, others.map((r) => r.alias), 'src') : null;
+    const src = this.setFor(
+      factory,
+      rule.src.map((r) => r.alias),
+      'src',
+    );
+    const others = rule.dst.filter(
+      (d) => !(d.alias.kind === 'autogroup' && d.alias.name === 'autogroup:self'),
+    );
+    const dst =
+      others.length > 0
+        ? this.setFor(
+            factory,
+            others.map((r) => r.alias),
+            'src',
+          )
+        : null;
     const names = rule.users.map((u) => u.name);
     const localpartDomains: string[] = [];
     const normal: string[] = [];
@@ -752,7 +767,8 @@ export class PolicyEngine {
     const hit = m.get(key);
     if (hit !== undefined) return hit;
     const strings: string[] = [];
-    for (const n of this.userNodeList(login)) if (all || this.selfSrcHas(set, n)) strings.push(...n.ipStrings);
+    for (const n of this.userNodeList(login))
+      if (all || this.selfSrcHas(set, n)) strings.push(...n.ipStrings);
     strings.sort();
     const r = this.internRender(strings);
     m.set(key, r);
@@ -771,7 +787,9 @@ export class PolicyEngine {
 
   private literalCovers(n: NodeRec, l: Literal): boolean {
     return (
-      nodeIpIn(n, l.prefix) || nodeRoutesOverlap(n, l.prefix) || (n.isExit && INTERNET_SET.containsRange(l.prefix))
+      nodeIpIn(n, l.prefix) ||
+      nodeRoutesOverlap(n, l.prefix) ||
+      (n.isExit && INTERNET_SET.containsRange(l.prefix))
     );
   }
 
@@ -930,7 +948,8 @@ export class PolicyEngine {
           const r = this.renderSet(sets.src);
           if (r.strings.length === 0) break;
           const entries = this.dstEntries(u.items, u.ports, n);
-          if (entries.length > 0) merge(this.mergeKey(r, u.proto.numbers), u.order, r, u.proto.numbers, entries);
+          if (entries.length > 0)
+            merge(this.mergeKey(r, u.proto.numbers), u.order, r, u.proto.numbers, entries);
           break;
         }
         case 'cap': {
@@ -940,7 +959,8 @@ export class PolicyEngine {
             const dsts = this.capDstsForItem(item, n);
             if (dsts.length > 0) caps.push({ dsts, cap: u.cap });
           }
-          if (caps.length > 0) out.push({ pos: u.order, src: this.renderSet(sets.src), proto: null, dst: [], caps });
+          if (caps.length > 0)
+            out.push({ pos: u.order, src: this.renderSet(sets.src), proto: null, dst: [], caps });
           break;
         }
         case 'companion': {
@@ -949,8 +969,18 @@ export class PolicyEngine {
           if (!(to.ident.has(slot) || to.addrIp.has(slot) || to.addrRoute.has(slot))) break;
           const dsts = this.srcCapDsts(to, n);
           if (dsts.length === 0) break;
-          const cap: CapSpec = { names: [u.capName], json: `{${JSON.stringify(u.capName)}:null}`, map: { [u.capName]: null } };
-          out.push({ pos: u.order, src: this.renderSet(sets.from), proto: null, dst: [], caps: [{ dsts, cap }] });
+          const cap: CapSpec = {
+            names: [u.capName],
+            json: `{${JSON.stringify(u.capName)}:null}`,
+            map: { [u.capName]: null },
+          };
+          out.push({
+            pos: u.order,
+            src: this.renderSet(sets.from),
+            proto: null,
+            dst: [],
+            caps: [{ dsts, cap }],
+          });
           break;
         }
         case 'self-ip': {
@@ -958,7 +988,8 @@ export class PolicyEngine {
           const r = this.selfRender(u.order, sets.src, n.user, false);
           if (r.strings.length === 0) break;
           const entries: DstEntry[] = [];
-          for (const ip of n.ipStrings) for (const p of u.ports) entries.push({ ip, first: p.first, last: p.last });
+          for (const ip of n.ipStrings)
+            for (const p of u.ports) entries.push({ ip, first: p.first, last: p.last });
           merge(this.mergeKey(r, u.proto.numbers), u.order, r, u.proto.numbers, entries);
           break;
         }
@@ -966,15 +997,31 @@ export class PolicyEngine {
           if (n.tagged || n.user === null || sets.src === null) break;
           const r = this.selfRender(u.order, sets.src, n.user, false);
           if (r.strings.length === 0) break;
-          out.push({ pos: u.order, src: r, proto: null, dst: [], caps: [{ dsts: [...n.hostPrefixes], cap: u.cap }] });
+          out.push({
+            pos: u.order,
+            src: r,
+            proto: null,
+            dst: [],
+            caps: [{ dsts: [...n.hostPrefixes], cap: u.cap }],
+          });
           break;
         }
         case 'self-companion': {
           if (n.tagged || n.user === null || sets.src === null) break;
           if (!this.selfSrcHas(sets.src, n)) break;
           const r = this.selfRender(u.order, sets.src, n.user, true);
-          const cap: CapSpec = { names: [u.capName], json: `{${JSON.stringify(u.capName)}:null}`, map: { [u.capName]: null } };
-          out.push({ pos: u.order, src: r, proto: null, dst: [], caps: [{ dsts: [...n.hostPrefixes], cap }] });
+          const cap: CapSpec = {
+            names: [u.capName],
+            json: `{${JSON.stringify(u.capName)}:null}`,
+            map: { [u.capName]: null },
+          };
+          out.push({
+            pos: u.order,
+            src: r,
+            proto: null,
+            dst: [],
+            caps: [{ dsts: [...n.hostPrefixes], cap }],
+          });
           break;
         }
         case 'via': {
@@ -991,7 +1038,8 @@ export class PolicyEngine {
               for (const pr of u.ports) entries.push({ ip: ir.text, first: pr.first, last: pr.last });
             }
           }
-          if (entries.length > 0) merge(this.mergeKey(r, u.proto.numbers), u.order, r, u.proto.numbers, entries);
+          if (entries.length > 0)
+            merge(this.mergeKey(r, u.proto.numbers), u.order, r, u.proto.numbers, entries);
           break;
         }
       }
@@ -1026,8 +1074,13 @@ export class PolicyEngine {
             CapGrant: r.caps.map((g) => ({ Dsts: g.dsts, CapMap: g.cap.map })),
           };
         }
-        const DstPorts: NetPortRange[] = r.dst.map((e) => ({ IP: e.ip, Ports: { First: e.first, Last: e.last } }));
-        return r.proto === null ? { SrcIPs: r.src.strings, DstPorts } : { SrcIPs: r.src.strings, DstPorts, IPProto: r.proto };
+        const DstPorts: NetPortRange[] = r.dst.map((e) => ({
+          IP: e.ip,
+          Ports: { First: e.first, Last: e.last },
+        }));
+        return r.proto === null
+          ? { SrcIPs: r.src.strings, DstPorts }
+          : { SrcIPs: r.src.strings, DstPorts, IPProto: r.proto };
       });
     }
     return c.rules;
@@ -1039,7 +1092,9 @@ export class PolicyEngine {
     if (c.json === null) {
       const parts = c.plan.map((r) => {
         if (r.caps !== null) {
-          const grants = r.caps.map((g) => `{"Dsts":${JSON.stringify(g.dsts)},"CapMap":${g.cap.json}}`).join(',');
+          const grants = r.caps
+            .map((g) => `{"Dsts":${JSON.stringify(g.dsts)},"CapMap":${g.cap.json}}`)
+            .join(',');
           return `{"SrcIPs":${r.src.json},"CapGrant":[${grants}]}`;
         }
         const dst = r.dst.map(entryJson).join(',');
@@ -1182,7 +1237,8 @@ export class PolicyEngine {
             allowLocalPortForwarding: true,
             allowRemotePortForwarding: true,
           };
-      const env = c.rule.acceptEnv !== null && c.rule.acceptEnv.length > 0 ? { acceptEnv: c.rule.acceptEnv } : {};
+      const env =
+        c.rule.acceptEnv !== null && c.rule.acceptEnv.length > 0 ? { acceptEnv: c.rule.acceptEnv } : {};
       // Group source nodes by user; tagged nodes repeat once per tag (SaaS wire format).
       // Users are ordered by their oldest node (lowest id), standing in for SaaS's user-id order.
       const byUser = new Map<string, Addr[]>();
@@ -1226,7 +1282,10 @@ export class PolicyEngine {
             for (const u of users) append(principals(byUser.get(u) ?? []), u);
             if (tagged.length > 0) append(principals(tagged).slice(), null);
           } else {
-            const all = [...users.flatMap((u) => principals(byUser.get(u) ?? [])), ...taggedPrincipals(tagged)];
+            const all = [
+              ...users.flatMap((u) => principals(byUser.get(u) ?? [])),
+              ...taggedPrincipals(tagged),
+            ];
             if (all.length > 0) append(all, null);
           }
         } else if (c.localpartDomains.length > 0 && c.src.ident.has(m.slot)) {
@@ -1260,7 +1319,9 @@ export class PolicyEngine {
         case 'user': {
           const domain = userDomainOf(a.login);
           const alias: IdentAlias =
-            domain !== null ? { kind: 'userDomain', domain } : { kind: 'user', login: normalizeLogin(a.login) };
+            domain !== null
+              ? { kind: 'userDomain', domain }
+              : { kind: 'user', login: normalizeLogin(a.login) };
           if (this.identAliasMatch(n, alias)) return true;
           break;
         }
@@ -1284,7 +1345,13 @@ export class PolicyEngine {
     if (this.policy.randomizeClientPort) caps['randomize-client-port'] = null;
     for (const na of this.policy.nodeAttrs) {
       if (na.attr.length === 0) continue;
-      if (!this.nodeAttrTargetHas(na.target.map((t) => t.alias), n)) continue;
+      if (
+        !this.nodeAttrTargetHas(
+          na.target.map((t) => t.alias),
+          n,
+        )
+      )
+        continue;
       for (const a of na.attr) caps[a.name] = null;
     }
     return caps;
@@ -1331,7 +1398,11 @@ export class PolicyEngine {
         r.bits === 0
           ? matches(this.policy.autoApprovers.exitNode)
           : this.policy.autoApprovers.routes.some(
-              (e) => e.prefix.bits > 0 && e.prefix.bits <= r.bits && rangeContains(e.prefix, r) && matches(e.owners),
+              (e) =>
+                e.prefix.bits > 0 &&
+                e.prefix.bits <= r.bits &&
+                rangeContains(e.prefix, r) &&
+                matches(e.owners),
             );
       if (approved) out.push(formatPrefix(r));
     }
@@ -1344,7 +1415,9 @@ export class PolicyEngine {
     seen.add(tag);
     const def = this.policy.tagOwners.get(tag);
     if (def === undefined) return [];
-    return def.owners.flatMap((o) => (o.alias.kind === 'tag' ? this.flatOwners(o.alias.name, seen) : [o.alias]));
+    return def.owners.flatMap((o) =>
+      o.alias.kind === 'tag' ? this.flatOwners(o.alias.name, seen) : [o.alias],
+    );
   }
 
   /**
@@ -1355,7 +1428,8 @@ export class PolicyEngine {
     const login = normalizeLogin(ownerLogin);
     const denied = tags.filter(
       (t) =>
-        !this.policy.tagOwners.has(t) || !this.flatOwners(t).some((o) => this.ownerMatches(o, login, new Set())),
+        !this.policy.tagOwners.has(t) ||
+        !this.flatOwners(t).some((o) => this.ownerMatches(o, login, new Set())),
     );
     return { ok: denied.length === 0, denied };
   }
@@ -1371,7 +1445,9 @@ export class PolicyEngine {
       }
       return false;
     };
-    const denied = tags.filter((t) => !this.policy.tagOwners.has(t) || (!owned.has(t) && !walk(t, new Set())));
+    const denied = tags.filter(
+      (t) => !this.policy.tagOwners.has(t) || (!owned.has(t) && !walk(t, new Set())),
+    );
     return { ok: denied.length === 0, denied };
   }
 
@@ -1407,7 +1483,9 @@ export class PolicyEngine {
     const users = new Set<string>();
     if (probe.user !== null) users.add(probe.user);
     const groupsChange =
-      probe.user !== null && probe.groups !== undefined && !sameSet(this.externalGroups.get(probe.user), probe.groups);
+      probe.user !== null &&
+      probe.groups !== undefined &&
+      !sameSet(this.externalGroups.get(probe.user), probe.groups);
     if (groupsChange && probe.user !== null) for (const m of this.userNodeList(probe.user)) touched.add(m.id);
     return this.mutate(touched, users, () => {
       if (old === undefined) {
@@ -1417,7 +1495,8 @@ export class PolicyEngine {
       this.indexNode(old, false);
       const rec = makeNodeRec(node, old.slot);
       this.nodes[old.slot] = rec;
-      if (rec.groups !== undefined && rec.user !== null) this.externalGroups.set(rec.user, new Set(rec.groups));
+      if (rec.groups !== undefined && rec.user !== null)
+        this.externalGroups.set(rec.user, new Set(rec.groups));
       this.indexNode(rec, true);
     });
   }
@@ -1460,7 +1539,11 @@ export class PolicyEngine {
    * outputs changed. `users` names users whose `autogroup:self` rules may change besides the
    * touched nodes' current users.
    */
-  private mutate(touchedIds: ReadonlySet<string>, users: ReadonlySet<string>, apply: () => void): PolicyChange {
+  private mutate(
+    touchedIds: ReadonlySet<string>,
+    users: ReadonlySet<string>,
+    apply: () => void,
+  ): PolicyChange {
     interface Before {
       readonly rec: NodeRec;
       readonly plan: readonly PlanRule[];
@@ -1552,10 +1635,12 @@ export class PolicyEngine {
       if (u === undefined || sets === undefined) continue;
       switch (u.kind) {
         case 'ip':
-          if (sets.src !== null && sets.dst !== null && changedSets.has(sets.src)) receivers.or(sets.dst.recv);
+          if (sets.src !== null && sets.dst !== null && changedSets.has(sets.src))
+            receivers.or(sets.dst.recv);
           break;
         case 'cap':
-          if (sets.src !== null && sets.dst !== null && changedSets.has(sets.src)) receivers.or(sets.dst.capRecv);
+          if (sets.src !== null && sets.dst !== null && changedSets.has(sets.src))
+            receivers.or(sets.dst.capRecv);
           break;
         case 'companion':
           if (sets.from !== null && sets.src !== null && changedSets.has(sets.from)) {
@@ -1566,7 +1651,8 @@ export class PolicyEngine {
           break;
         case 'via':
           if (sets.src !== null && changedSets.has(sets.src)) {
-            for (const n of this.nodes) if (n !== undefined && this.viaHosts(u, n)) receivers.put(n.slot, true);
+            for (const n of this.nodes)
+              if (n !== undefined && this.viaHosts(u, n)) receivers.put(n.slot, true);
           }
           break;
         case 'self-ip':
@@ -1642,7 +1728,8 @@ export class PolicyEngine {
         const c = this.sshRules[i];
         if (c === undefined) continue;
         c.dst?.ident.forEach(add);
-        if (c.hasSelf) for (const u of affectedUsers) for (const m of this.userNodeList(u)) sshChanged.add(m.id);
+        if (c.hasSelf)
+          for (const u of affectedUsers) for (const m of this.userNodeList(u)) sshChanged.add(m.id);
         if (c.localpartDomains.length > 0) c.src.ident.forEach(add);
       }
       for (const id of after.keys()) sshChanged.add(id);
@@ -1658,7 +1745,10 @@ export class PolicyEngine {
 
     const peerDelta = new Map<string, PeerDelta>();
     for (const [id, d] of delta) {
-      peerDelta.set(id, { added: [...d.added].sort(compareNodeIds), removed: [...d.removed].sort(compareNodeIds) });
+      peerDelta.set(id, {
+        added: [...d.added].sort(compareNodeIds),
+        removed: [...d.removed].sort(compareNodeIds),
+      });
     }
     return {
       changed: new Set([...filterChanged, ...peersChanged]),
@@ -1695,10 +1785,15 @@ export class PolicyEngine {
         const u = units[i];
         const sets = this.unitSets[i];
         if (u === undefined || sets?.src == null) continue;
-        if (u.kind === 'ip' && sets.dst !== null && this.mergeKey(this.renderSet(sets.src), u.proto.numbers) === key) {
+        if (
+          u.kind === 'ip' &&
+          sets.dst !== null &&
+          this.mergeKey(this.renderSet(sets.src), u.proto.numbers) === key
+        ) {
           candidates.or(sets.dst.recv);
         } else if (u.kind === 'via' && this.mergeKey(this.renderSet(sets.src), u.proto.numbers) === key) {
-          for (const n of this.nodes) if (n !== undefined && this.viaHosts(u, n)) candidates.put(n.slot, true);
+          for (const n of this.nodes)
+            if (n !== undefined && this.viaHosts(u, n)) candidates.put(n.slot, true);
         }
       }
       candidates.forEach((slot) => {
@@ -1818,7 +1913,8 @@ export class PolicyEngine {
             break;
           case 'ident':
             for (const n of this.nodes) {
-              if (n !== undefined && this.identAliasMatch(n, item.alias)) ranges.push(...n.addrs.map(hostPrefix));
+              if (n !== undefined && this.identAliasMatch(n, item.alias))
+                ranges.push(...n.addrs.map(hostPrefix));
             }
             break;
         }

@@ -35,9 +35,14 @@ export class PolicyError extends SwitchboardError {
   constructor(issues: readonly PolicyIssue[], hint?: string) {
     const sorted = [...issues].sort((a, b) => a.line - b.line || a.column - b.column);
     const first = sorted[0] ?? { line: 1, column: 1, message: 'invalid policy' };
-    super('invalid_policy', sorted.length > 0 ? sorted.map(formatIssue).join('\n') : formatIssue(first), hint, {
-      issues: sorted.map((i) => ({ line: i.line, column: i.column, message: i.message })),
-    });
+    super(
+      'invalid_policy',
+      sorted.length > 0 ? sorted.map(formatIssue).join('\n') : formatIssue(first),
+      hint,
+      {
+        issues: sorted.map((i) => ({ line: i.line, column: i.column, message: i.message })),
+      },
+    );
     this.line = first.line;
     this.column = first.column;
     this.reason = first.message;

@@ -80,7 +80,9 @@ class Parser {
 
   fail(message: string, at?: JsonLoc): never {
     const where = at ?? this.loc();
-    throw new PolicyError([{ line: where.line, column: where.column, message: `parsing HuJSON: ${message}` }]);
+    throw new PolicyError([
+      { line: where.line, column: where.column, message: `parsing HuJSON: ${message}` },
+    ]);
   }
 
   describeChar(): string {
@@ -170,10 +172,15 @@ class Parser {
 
   private parseNumber(): JsonNode {
     const loc = this.loc();
-    const m = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/.exec(this.text.slice(this.pos, this.pos + 400));
+    const m = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/.exec(
+      this.text.slice(this.pos, this.pos + 400),
+    );
     if (m === null) return this.fail('invalid number');
     const raw = m[0];
-    if (isIdentChar(this.text.charCodeAt(this.pos + raw.length)) || this.text[this.pos + raw.length] === '.') {
+    if (
+      isIdentChar(this.text.charCodeAt(this.pos + raw.length)) ||
+      this.text[this.pos + raw.length] === '.'
+    ) {
       return this.fail('invalid number');
     }
     this.advance(raw.length);
@@ -194,6 +201,7 @@ class Parser {
         this.advance();
         return out;
       }
+      if (c === 10) this.fail('unterminated string: newline in string literal', start);
       if (c < 0x20) this.fail('invalid control character in string literal');
       if (c === 92 /* \ */) {
         out += t.slice(chunkStart, this.pos);
@@ -275,7 +283,8 @@ class Parser {
         this.advance();
         return { kind: 'object', loc, members };
       }
-      if (c !== '"') this.fail(`invalid character ${this.describeChar()} looking for beginning of object key string`);
+      if (c !== '"')
+        this.fail(`invalid character ${this.describeChar()} looking for beginning of object key string`);
       const keyLoc = this.loc();
       const key = this.parseString();
       if (seen.has(key)) this.fail(`duplicate object key ${JSON.stringify(key)}`, keyLoc);

@@ -16,6 +16,13 @@ export {
   type TagCheck,
 } from './engine.js';
 export { runPolicyTests, policyTestsError } from './policy-tests.js';
+export {
+  runPolicyCompile,
+  parseNodesJson,
+  type PolicyCompileArgs,
+  type PolicyCompileResult,
+  type CompiledNodeOutput,
+} from './offline-compile.js';
 export type {
   Policy,
   PolicyNode,

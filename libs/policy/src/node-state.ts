@@ -44,7 +44,10 @@ export interface NodeRec {
 }
 
 function fail(id: string, what: string): never {
-  throw new ValidationError(`node ${JSON.stringify(id)}: ${what}`, 'send addresses and routes in netip text form');
+  throw new ValidationError(
+    `node ${JSON.stringify(id)}: ${what}`,
+    'send addresses and routes in netip text form',
+  );
 }
 
 /** Normalises an IdP group name to `group:<name>`. */
@@ -68,7 +71,8 @@ export function makeNodeRec(n: PolicyNode, slot: number): NodeRec {
   ] as const) {
     if (text === '' || text === null || text === undefined) continue;
     const a = parseAddr(text);
-    if (a === null || a.family !== (field === 'ipv4' ? 4 : 6)) fail(n.id, `invalid ${field} ${JSON.stringify(text)}`);
+    if (a === null || a.family !== (field === 'ipv4' ? 4 : 6))
+      fail(n.id, `invalid ${field} ${JSON.stringify(text)}`);
     addrs.push(a);
   }
   if (addrs.length === 0) fail(n.id, 'a node needs an ipv4 or ipv6 address');
@@ -91,7 +95,8 @@ export function makeNodeRec(n: PolicyNode, slot: number): NodeRec {
     if (isExitRoute(p)) isExit = true;
     else subnetRoutes.push(p);
   }
-  const user = tagged || n.user === null || n.user === undefined || n.user === '' ? null : normalizeLogin(n.user);
+  const user =
+    tagged || n.user === null || n.user === undefined || n.user === '' ? null : normalizeLogin(n.user);
   const groups = n.groups === undefined ? undefined : [...new Set(n.groups.map(groupName))].sort();
   return {
     slot,

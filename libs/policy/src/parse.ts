@@ -164,7 +164,8 @@ export function decodePolicy(root: JsonNode): { policy: Policy; issues: PolicyIs
   const aclsNode = d.value(f, 'acls');
   const grantsNode = d.value(f, 'grants');
   const sshNode = d.value(f, 'ssh');
-  const acls = aclsNode === undefined ? null : d.array(aclsNode, 'acls').flatMap((n) => decodeAcl(d, n) ?? []);
+  const acls =
+    aclsNode === undefined ? null : d.array(aclsNode, 'acls').flatMap((n) => decodeAcl(d, n) ?? []);
   const grants =
     grantsNode === undefined ? null : d.array(grantsNode, 'grants').flatMap((n) => decodeGrant(d, n) ?? []);
   const ssh = sshNode === undefined ? null : d.array(sshNode, 'ssh').flatMap((n) => decodeSsh(d, n) ?? []);
@@ -294,7 +295,8 @@ function decodeTagOwners(d: Decoder, node: JsonNode | undefined): Map<string, Ta
       d.report(m.keyLoc, `tagOwners[${q(m.key)}]: tag names must start with a letter, after 'tag:'`);
       continue;
     }
-    const owners = m.value.kind === 'null' ? [] : decodeOwners(d, m.value, 'tag owners', 'invalid owner format');
+    const owners =
+      m.value.kind === 'null' ? [] : decodeOwners(d, m.value, 'tag owners', 'invalid owner format');
     out.set(m.key, { tag: m.key, loc: m.keyLoc, owners });
   }
   return out;
@@ -471,7 +473,8 @@ function decodeAutoApprovers(d: Decoder, node: JsonNode | undefined): Policy['au
   if (f === null) return { routes, exitNode };
   const routesNode = d.value(f, 'routes');
   if (routesNode !== undefined) {
-    if (routesNode.kind !== 'object') d.report(routesNode.loc, `routes must be an object, got ${routesNode.kind}`);
+    if (routesNode.kind !== 'object')
+      d.report(routesNode.loc, `routes must be an object, got ${routesNode.kind}`);
     else
       for (const m of routesNode.members) {
         const p = m.key.includes('/') ? parsePrefix(m.key.trim()) : null;

@@ -38,7 +38,10 @@ function networkTest(engine: PolicyEngine, t: PolicyTestEntry, out: PolicyIssue[
           r.src.some((s) => rangesOverlap(s, src)) &&
           (r.proto === null || r.proto.some((p) => protos.includes(p))) &&
           r.dst.some(
-            (d) => port >= d.first && port <= d.last && d.ranges.some((x) => dstRanges.some((y) => rangesOverlap(x, y))),
+            (d) =>
+              port >= d.first &&
+              port <= d.last &&
+              d.ranges.some((x) => dstRanges.some((y) => rangesOverlap(x, y))),
           ),
       ),
     );
@@ -79,7 +82,9 @@ function sshReach(policy: SshPolicy | null, src: string, user: string): [boolean
     if (!rule.principals.some((p) => p.nodeIP === src)) continue;
     const direct = rule.sshUsers[user];
     const mapped =
-      direct !== undefined ? direct !== '' : user !== 'root' && rule.sshUsers['*'] !== undefined && rule.sshUsers['*'] !== '';
+      direct !== undefined
+        ? direct !== ''
+        : user !== 'root' && rule.sshUsers['*'] !== undefined && rule.sshUsers['*'] !== '';
     if (!mapped) continue;
     accept = true;
     if (rule.action.holdAndDelegate !== undefined) check = true;
@@ -114,7 +119,11 @@ function sshTest(engine: PolicyEngine, t: SshTestEntry, out: PolicyIssue[]): voi
   const dstNodes: string[] = [];
   for (const d of t.dst) {
     const isSelf = d.alias.kind === 'autogroup' && d.alias.name === 'autogroup:self';
-    const ids = isSelf ? (srcUser === null ? [] : engine.userNodeIds(srcUser)) : engine.nodesForAlias(d.alias);
+    const ids = isSelf
+      ? srcUser === null
+        ? []
+        : engine.userNodeIds(srcUser)
+      : engine.nodesForAlias(d.alias);
     if (ids.length === 0) out.push(issue(d.loc, `${label}: dst alias ${q(d.text)} resolved to no nodes`));
     for (const id of ids) if (!dstNodes.includes(id)) dstNodes.push(id);
   }
@@ -155,7 +164,8 @@ export function runPolicyTests(
       ? nodes
       : new PolicyEngine(policy, {
           ...options,
-          nodes: nodes instanceof PolicyEngine ? nodes.nodeIds().flatMap((id) => nodes.getNode(id) ?? []) : nodes,
+          nodes:
+            nodes instanceof PolicyEngine ? nodes.nodeIds().flatMap((id) => nodes.getNode(id) ?? []) : nodes,
         });
   const out: PolicyIssue[] = [];
   for (const t of policy.tests) networkTest(engine, t, out);

@@ -34,7 +34,8 @@ export function parseAlias(text: string): Parsed<Alias> {
   if (text.startsWith('group:')) return ok({ kind: 'group', name: text });
   if (text.startsWith('tag:')) return ok({ kind: 'tag', name: text });
   if (text.startsWith('autogroup:')) {
-    if ((AUTOGROUPS as readonly string[]).includes(text)) return ok({ kind: 'autogroup', name: text as AutogroupName });
+    if ((AUTOGROUPS as readonly string[]).includes(text))
+      return ok({ kind: 'autogroup', name: text as AutogroupName });
     return err(`invalid autogroup: got ${q(text)}, must be one of ${AUTOGROUP_LIST_TEXT}`);
   }
   if (!text.includes(':') && text !== '') return ok({ kind: 'host', name: text });
@@ -90,7 +91,8 @@ export function splitHostPort(input: string): Parsed<{ host: string; ports: stri
     if (close < 0) return err('square brackets are only valid around IPv6 addresses');
     const host = text.slice(1, close);
     const a = parseAddr(host);
-    if (a === null || a.family !== 6) return err(`square brackets are only valid around IPv6 addresses: ${q(host)}`);
+    if (a === null || a.family !== 6)
+      return err(`square brackets are only valid around IPv6 addresses: ${q(host)}`);
     const rest = text.slice(close + 1);
     if (rest === '' || (rest[0] !== ':' && rest[0] !== '/')) {
       return err(`square brackets are only valid around IPv6 addresses: ${q(input)}`);
@@ -154,9 +156,7 @@ export function parseProto(raw: string): Parsed<ProtoSpec> {
     if (n > 255) return err(`protocol number out of range (0-255): ${n}`);
     return ok({ name: NUMBER_TO_NAME.get(n) ?? s, numbers: [n] });
   }
-  return err(
-    `invalid protocol number: ${q(s)} must be a known protocol name or valid protocol number 0-255`,
-  );
+  return err(`invalid protocol number: ${q(s)} must be a known protocol name or valid protocol number 0-255`);
 }
 
 /** True if the protocol may name specific ports (tcp, udp, sctp, or none). */
@@ -174,7 +174,9 @@ export function parseGrantIp(text: string): Parsed<{ proto: ProtoSpec; ports: Po
   }
   const parts = text.split(':');
   if (parts.length !== 2) {
-    return err(`expected only one colon in Internet protocol and port type, got: [${parts.join(' ')}](${parts.length})`);
+    return err(
+      `expected only one colon in Internet protocol and port type, got: [${parts.join(' ')}](${parts.length})`,
+    );
   }
   const proto = parseProto(parts[0] ?? '');
   if (!proto.ok) return proto;

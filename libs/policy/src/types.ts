@@ -97,7 +97,8 @@ export interface SshRule {
   readonly dst: readonly AliasRef[];
   readonly users: readonly SshUserRef[];
   /** null: not given; 'always'; or a duration in nanoseconds. */
-  readonly checkPeriod: null | 'always' | { readonly nanos: number; readonly text: string; readonly loc: SourceLocation };
+  readonly checkPeriod:
+    null | 'always' | { readonly nanos: number; readonly text: string; readonly loc: SourceLocation };
   readonly acceptEnv: readonly string[] | null;
 }
 
@@ -105,7 +106,11 @@ export interface NodeAttrRule {
   readonly loc: SourceLocation;
   readonly target: readonly AliasRef[];
   readonly attr: readonly { readonly name: string; readonly loc: SourceLocation }[];
-  readonly ipPool: readonly { readonly prefix: Prefix; readonly text: string; readonly loc: SourceLocation }[];
+  readonly ipPool: readonly {
+    readonly prefix: Prefix;
+    readonly text: string;
+    readonly loc: SourceLocation;
+  }[];
 }
 
 export interface AutoApproverRoute {

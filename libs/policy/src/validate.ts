@@ -23,7 +23,11 @@ export interface ValidateOptions {
   readonly tailnetDomains?: Iterable<string>;
 }
 
-const SRC_AUTOGROUPS: readonly AutogroupName[] = ['autogroup:member', 'autogroup:tagged', 'autogroup:danger-all'];
+const SRC_AUTOGROUPS: readonly AutogroupName[] = [
+  'autogroup:member',
+  'autogroup:tagged',
+  'autogroup:danger-all',
+];
 const DST_AUTOGROUPS: readonly AutogroupName[] = [
   'autogroup:internet',
   'autogroup:member',
@@ -31,7 +35,11 @@ const DST_AUTOGROUPS: readonly AutogroupName[] = [
   'autogroup:self',
 ];
 const SSH_SRC_AUTOGROUPS: readonly AutogroupName[] = ['autogroup:member', 'autogroup:tagged'];
-const SSH_DST_AUTOGROUPS: readonly AutogroupName[] = ['autogroup:member', 'autogroup:tagged', 'autogroup:self'];
+const SSH_DST_AUTOGROUPS: readonly AutogroupName[] = [
+  'autogroup:member',
+  'autogroup:tagged',
+  'autogroup:self',
+];
 const NODEATTR_AUTOGROUPS: readonly AutogroupName[] = ['autogroup:member', 'autogroup:tagged'];
 
 const TAILSCALE_CAP_ALLOWLIST = new Set([
@@ -120,10 +128,15 @@ class Validator {
         if (!this.tagDefined(a.name)) this.report(ref.loc, `src=tag not found: ${q(a.name)}`);
         break;
       case 'autogroup':
-        if (a.name === 'autogroup:internet') this.report(ref.loc, 'autogroup:internet can only be used in ACL destinations');
-        else if (a.name === 'autogroup:self') this.report(ref.loc, '"autogroup:self" not valid on the src side of a rule');
+        if (a.name === 'autogroup:internet')
+          this.report(ref.loc, 'autogroup:internet can only be used in ACL destinations');
+        else if (a.name === 'autogroup:self')
+          this.report(ref.loc, '"autogroup:self" not valid on the src side of a rule');
         else if (!SRC_AUTOGROUPS.includes(a.name)) {
-          this.report(ref.loc, `autogroup not supported for ACL sources: ${q(a.name)}, can be ${list(SRC_AUTOGROUPS)}`);
+          this.report(
+            ref.loc,
+            `autogroup not supported for ACL sources: ${q(a.name)}, can be ${list(SRC_AUTOGROUPS)}`,
+          );
         }
         break;
       case 'wildcard':
@@ -148,7 +161,8 @@ class Validator {
         if (!this.tagDefined(a.name)) this.report(ref.loc, tagMessage(a.name));
         break;
       case 'autogroup':
-        if (a.name === 'autogroup:danger-all') this.report(ref.loc, 'cannot use autogroup:danger-all as a dst');
+        if (a.name === 'autogroup:danger-all')
+          this.report(ref.loc, 'cannot use autogroup:danger-all as a dst');
         else if (!DST_AUTOGROUPS.includes(a.name)) {
           this.report(
             ref.loc,
@@ -199,7 +213,8 @@ class Validator {
       const hasApp = g.app !== null && g.app.length > 0;
       if (g.ip.length === 0 && !hasApp) this.report(g.loc, 'ip and app can not both be empty');
       for (const cap of g.app ?? []) {
-        if (cap.name.includes('://')) this.report(cap.loc, 'capability name must have the form {domain}/{path}');
+        if (cap.name.includes('://'))
+          this.report(cap.loc, 'capability name must have the form {domain}/{path}');
         else if (cap.name.startsWith('tailscale.com/') && !TAILSCALE_CAP_ALLOWLIST.has(cap.name)) {
           this.report(cap.loc, 'capability name must not be in the tailscale.com domain');
         }
@@ -210,7 +225,10 @@ class Validator {
       }
       const zero = g.dst.find((d) => d.alias.kind === 'prefix' && d.alias.prefix.bits === 0);
       if (zero !== undefined) {
-        this.report(zero.loc, `dst ${q(zero.text)}: to allow all IP addresses, use "*" or "autogroup:internet"`);
+        this.report(
+          zero.loc,
+          `dst ${q(zero.text)}: to allow all IP addresses, use "*" or "autogroup:internet"`,
+        );
       }
       for (const s of g.src) this.checkNetSrc(s);
       for (const d of g.dst) this.checkNetDst(d, (t) => `tag not found: ${q(t)}`);
@@ -227,7 +245,8 @@ class Validator {
         const a = t.alias;
         if (a.kind === 'host') this.checkHost(t);
         else if (a.kind === 'group') this.checkGroup(t);
-        else if (a.kind === 'tag' && !this.tagDefined(a.name)) this.report(t.loc, `tag not found: ${q(a.name)}`);
+        else if (a.kind === 'tag' && !this.tagDefined(a.name))
+          this.report(t.loc, `tag not found: ${q(a.name)}`);
         else if (a.kind === 'autogroup' && !NODEATTR_AUTOGROUPS.includes(a.name)) {
           this.report(
             t.loc,
@@ -280,15 +299,21 @@ class Validator {
       }
     }
     for (const s of [...rule.src, ...rule.dst]) this.checkDomain(s, '[ssh] ');
-    for (const env of rule.acceptEnv ?? []) if (env === '') this.report(rule.loc, 'acceptEnv values cannot be empty');
+    for (const env of rule.acceptEnv ?? [])
+      if (env === '') this.report(rule.loc, 'acceptEnv values cannot be empty');
     for (const s of rule.src) {
       const a = s.alias;
       if (a.kind === 'group') this.checkGroup(s);
-      else if (a.kind === 'tag' && !this.tagDefined(a.name)) this.report(s.loc, `tag not found: ${q(a.name)}`);
+      else if (a.kind === 'tag' && !this.tagDefined(a.name))
+        this.report(s.loc, `tag not found: ${q(a.name)}`);
       else if (a.kind === 'autogroup') {
-        if (a.name === 'autogroup:internet') this.report(s.loc, 'autogroup:internet can only be used in ACL destinations');
+        if (a.name === 'autogroup:internet')
+          this.report(s.loc, 'autogroup:internet can only be used in ACL destinations');
         else if (!SSH_SRC_AUTOGROUPS.includes(a.name)) {
-          this.report(s.loc, `autogroup not supported for SSH sources: ${q(a.name)}, can be ${list(SSH_SRC_AUTOGROUPS)}`);
+          this.report(
+            s.loc,
+            `autogroup not supported for SSH sources: ${q(a.name)}, can be ${list(SSH_SRC_AUTOGROUPS)}`,
+          );
         }
       }
     }
@@ -297,7 +322,8 @@ class Validator {
       if (a.kind === 'tag' && !this.tagDefined(a.name)) this.report(d.loc, `tag not found: ${q(a.name)}`);
       else if (a.kind === 'host') this.report(d.loc, `invalid dst ${q(a.name)}`);
       else if (a.kind === 'autogroup') {
-        if (a.name === 'autogroup:internet') this.report(d.loc, 'autogroup:internet can only be used in ACL destinations');
+        if (a.name === 'autogroup:internet')
+          this.report(d.loc, 'autogroup:internet can only be used in ACL destinations');
         else if (!SSH_DST_AUTOGROUPS.includes(a.name)) {
           this.report(
             d.loc,
@@ -311,7 +337,8 @@ class Validator {
       (s) => s.alias.kind === 'tag' || (s.alias.kind === 'autogroup' && s.alias.name === 'autogroup:tagged'),
     );
     const srcGroups = rule.src.some(
-      (s) => s.alias.kind === 'group' || (s.alias.kind === 'autogroup' && s.alias.name === 'autogroup:member'),
+      (s) =>
+        s.alias.kind === 'group' || (s.alias.kind === 'autogroup' && s.alias.name === 'autogroup:member'),
     );
     const srcUsers = new Set(rule.src.flatMap((s) => (s.alias.kind === 'user' ? [s.alias.login] : [])));
     for (const d of rule.dst) {
@@ -363,7 +390,10 @@ class Validator {
         this.report(t.loc, 'test(s) failed: test entry must have at least one of "accept" or "deny"');
       }
       if (!['', 'tcp', 'udp', 'sctp'].includes(t.proto.name)) {
-        this.report(t.loc, `test(s) failed: test protocol must be tcp, udp, sctp, or empty: ${q(t.proto.name)}`);
+        this.report(
+          t.loc,
+          `test(s) failed: test protocol must be tcp, udp, sctp, or empty: ${q(t.proto.name)}`,
+        );
       }
       for (const dst of [...t.accept, ...t.deny]) {
         const problem = this.testDestinationProblem(dst.text);
@@ -378,12 +408,14 @@ class Validator {
     if (typeof parsed === 'string') return parsed;
     const { ref, ports } = parsed;
     const a = ref.alias;
-    if (a.kind === 'autogroup' && a.name === 'autogroup:internet') return 'autogroup:internet not valid as a test destination';
+    if (a.kind === 'autogroup' && a.name === 'autogroup:internet')
+      return 'autogroup:internet not valid as a test destination';
     const only = ports[0];
     if (ports.length !== 1 || only === undefined || only.first !== only.last) {
       return 'test destination port must be a single port';
     }
-    if (a.kind === 'prefix' && text.includes('/')) return 'test destination must be a single host, not a CIDR range';
+    if (a.kind === 'prefix' && text.includes('/'))
+      return 'test destination must be a single host, not a CIDR range';
     if (a.kind === 'host') {
       const h = this.p.hosts.get(a.name);
       if (h !== undefined && h.prefix.bits < familyBits(h.prefix.family)) {
@@ -396,7 +428,8 @@ class Validator {
   validateSshTests(): void {
     for (const t of this.p.sshTests) {
       if (t.src === null) this.report(t.loc, 'test(s) failed: SSH tests entry must have a non-empty src');
-      if (t.dst.length === 0) this.report(t.loc, 'test(s) failed: SSH tests entry must have at least one dst');
+      if (t.dst.length === 0)
+        this.report(t.loc, 'test(s) failed: SSH tests entry must have at least one dst');
       for (const d of t.dst) {
         const a = d.alias;
         let problem: string | null = null;
@@ -430,7 +463,10 @@ export function parseTestDestination(text: string): { ref: AliasRef; ports: Port
   if (!ports.ok) return `dst=${q(text)}: port range ${q(split.value.ports)}: ${ports.error}`;
   const alias = parseAlias(split.value.host);
   if (!alias.ok) return alias.error;
-  return { ref: { alias: alias.value, text: split.value.host, loc: { line: 0, column: 0 } }, ports: ports.value };
+  return {
+    ref: { alias: alias.value, text: split.value.host, loc: { line: 0, column: 0 } },
+    ports: ports.value,
+  };
 }
 
 /** Runs the semantic checks; returns the issues (empty when the policy is valid). */

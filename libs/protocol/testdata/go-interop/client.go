@@ -88,6 +88,7 @@ type clientFlags struct {
 	h2Key     key.MachinePrivate
 	version   int
 	early     string
+	httpsPort string
 }
 
 func runClient(args []string) error {
@@ -98,6 +99,8 @@ func runClient(args []string) error {
 	h2Key := fs.String("h2-key", "", "machine private key for the HTTP/2 exchange (privkey:)")
 	version := fs.Int("version", 113, "capability version to announce")
 	early := fs.String("early", "any", "early payload expected: yes, no or any")
+	httpsPort := fs.String("https-port", controlhttp.NoPort, "HTTPS fallback port; with the default (none) controlhttp "+
+		"does not report a failed plain-HTTP attempt until its context deadline")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -115,7 +118,7 @@ func runClient(args []string) error {
 	if err := f.h2Key.UnmarshalText([]byte(*h2Key)); err != nil {
 		return fmt.Errorf("-h2-key: %w", err)
 	}
-	f.version, f.early = *version, *early
+	f.version, f.early, f.httpsPort = *version, *early, *httpsPort
 
 	if err := checkKeyEndpoint(f); err != nil {
 		return fmt.Errorf("/key: %w", err)
@@ -180,7 +183,7 @@ func dialNoise(f clientFlags, mk key.MachinePrivate) (*earlyConn, error) {
 	d := &controlhttp.Dialer{
 		Hostname:        f.base.Hostname(),
 		HTTPPort:        f.base.Port(),
-		HTTPSPort:       controlhttp.NoPort,
+		HTTPSPort:       f.httpsPort,
 		MachineKey:      mk,
 		ControlKey:      f.serverKey,
 		ProtocolVersion: uint16(f.version),

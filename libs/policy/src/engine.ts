@@ -990,6 +990,7 @@ export class PolicyEngine {
           const entries: DstEntry[] = [];
           for (const ip of n.ipStrings)
             for (const p of u.ports) entries.push({ ip, first: p.first, last: p.last });
+          // Self rules merge with global rules of equal SrcIPs too (capture acl-d08).
           merge(this.mergeKey(r, u.proto.numbers), u.order, r, u.proto.numbers, entries);
           break;
         }
@@ -1604,21 +1605,24 @@ export class PolicyEngine {
     if (!sameSet(routeKeysBefore, [...this.routeCount.keys()])) {
       for (const s of this.srcSets) if (s.spec.wildcard && !s.spec.dangerAll) changedSets.add(s);
     }
-    for (const id of touchedIds) {
-      const b = before.get(id);
-      const a = after.get(id);
-      const slot = a?.slot ?? b?.rec.slot ?? -1;
-      const oldIps = b?.rec.ipStrings ?? [];
-      const newIps = a?.ipStrings ?? [];
-      for (const set of this.srcSets) {
-        if (set.spec.dangerAll || changedSets.has(set)) continue;
-        const was = b !== undefined && b.identSrc.has(set);
-        const is = a !== undefined && set.ident.has(a.slot);
-        if (!was && !is) continue;
-        const oldC = was ? oldIps : [];
-        const newC = is ? newIps : [];
-        const diff = [...oldC.filter((x) => !newC.includes(x)), ...newC.filter((x) => !oldC.includes(x))];
-        if (diff.some((ip) => !this.renderHasOther(set, ip, slot))) changedSets.add(set);
+    const touchedSlots = new Set<number>();
+    for (const b of before.values()) touchedSlots.add(b.rec.slot);
+    for (const a of after.values()) touchedSlots.add(a.slot);
+    for (const set of this.srcSets) {
+      if (set.spec.dangerAll || changedSets.has(set)) continue;
+      // Strings the touched nodes contributed before and after; a difference changes the
+      // rendering unless a literal or an untouched member provides the same string.
+      const was = new Set<string>();
+      const is = new Set<string>();
+      for (const b of before.values()) if (b.identSrc.has(set)) for (const ip of b.rec.ipStrings) was.add(ip);
+      for (const a of after.values()) if (set.ident.has(a.slot)) for (const ip of a.ipStrings) is.add(ip);
+      if (was.size === 0 && is.size === 0) continue;
+      for (const ip of [...was, ...is]) {
+        if (was.has(ip) === is.has(ip)) continue;
+        if (!this.renderHasOther(set, ip, touchedSlots)) {
+          changedSets.add(set);
+          break;
+        }
       }
     }
     for (const s of changedSets) this.invalidateRender(s);
@@ -1774,9 +1778,10 @@ export class PolicyEngine {
     const keys = new Set([...before.keys(), ...after.keys()]);
     const units = this.compiled.units;
     for (const key of keys) {
-      const p1 = before.get(key);
-      const p2 = after.get(key);
-      if (p1 === p2 || p1 === undefined || p2 === undefined) continue;
+      // A key without an active global rule still exists on via routers (position = own order).
+      const p1 = before.get(key) ?? Infinity;
+      const p2 = after.get(key) ?? Infinity;
+      if (p1 === p2) continue;
       const lo = Math.min(p1, p2);
       const hi = Math.max(p1, p2);
       if (hi - lo <= 1) continue;
@@ -1796,6 +1801,19 @@ export class PolicyEngine {
             if (n !== undefined && this.viaHosts(u, n)) candidates.put(n.slot, true);
         }
       }
+      if (this.compiled.hasSelf) {
+        // Self rules share keys with global rules when their SrcIPs are equal.
+        for (let i = 0; i < units.length; i++) {
+          const u = units[i];
+          const set = this.unitSets[i]?.src;
+          if (u?.kind !== 'self-ip' || set == null) continue;
+          for (const [login, bits] of this.userNodes) {
+            if (bits.isEmpty()) continue;
+            const r = this.selfRender(u.order, set, login, false);
+            if (r.strings.length > 0 && this.mergeKey(r, u.proto.numbers) === key) candidates.or(bits);
+          }
+        }
+      }
       candidates.forEach((slot) => {
         const m = this.nodes[slot];
         if (m === undefined || touched.has(m.id) || filterChanged.has(m.id)) return;
@@ -1807,10 +1825,10 @@ export class PolicyEngine {
     }
   }
 
-  /** Is `ip` rendered in `set` by something other than node slot `except`? */
-  private renderHasOther(set: PSet, ip: string, except: number): boolean {
+  /** Is `ip` rendered in `set` by a literal or by a node outside `except`? */
+  private renderHasOther(set: PSet, ip: string, except: ReadonlySet<number>): boolean {
     if (set.spec.literalTexts.has(ip)) return true;
-    for (const s of this.ipOwners.get(ip) ?? []) if (s !== except && set.ident.has(s)) return true;
+    for (const s of this.ipOwners.get(ip) ?? []) if (!except.has(s) && set.ident.has(s)) return true;
     return false;
   }
 

@@ -4,7 +4,12 @@ import { configureLogging, createLogger } from '@switchboard/common';
 import type { NodeRecord } from '@switchboard/contracts';
 import { FanoutEngine, type StreamSink } from './fanout-engine.js';
 import { ReadModel } from './read-model.js';
-import { AllowAllPolicyView, ALLOW_ALL_FILTER_JSON } from './policy-view.js';
+import { PolicyState } from './policy-state.js';
+import type { ModelChange } from './read-model.js';
+
+const ALLOW_ALL_FILTER_JSON = JSON.stringify([
+  { SrcIPs: ['*'], DstPorts: [{ IP: '*', Ports: { First: 0, Last: 65535 } }] },
+]);
 import { TAGGED_USER_ID } from './map-builder.js';
 
 configureLogging({ level: 'silent' });
@@ -71,6 +76,7 @@ function setup() {
     createdAt: '2026-01-01T00:00:00.000Z',
     version: 1,
   });
+  const policy = new PolicyState(model, createLogger('test'));
   const engine = new FanoutEngine({
     model,
     settings: {
@@ -79,20 +85,27 @@ function setup() {
       nameservers: [],
       disableCaptivePortalDetection: true,
     },
-    policy: new AllowAllPolicyView(),
+    policy,
     encoder: { encode: (json) => Buffer.from(json), keepAlive: Buffer.from('{"KeepAlive":true}') },
     logger: createLogger('test'),
   });
-  return { model, engine };
+  /** Applies changes the way the runtime does: through the policy engine, then to the streams. */
+  const push = (c: ModelChange | null): void => {
+    if (!c) return;
+    const fx = policy.follow(c);
+    engine.apply(fx ? [c, fx] : [c]);
+  };
+  return { model, engine, push };
 }
 
 describe('fan-out engine', () => {
   test('a new stream gets a full map with self, peers, filter, DERP map and profiles', () => {
-    const { model, engine } = setup();
+    const { model, engine, push } = setup();
     const a = node();
     const b = node();
-    model.upsertNode(a);
-    model.upsertNode(b);
+    push(model.upsertNode(a));
+    push(model.upsertNode(b));
+    engine.flush();
     const sink = new Sink();
     engine.open('s1', a, sink);
     const m = sink.frames[0]!;
@@ -115,15 +128,16 @@ describe('fan-out engine', () => {
   });
 
   test('joins, endpoint changes, hostinfo changes and deletions become deltas', async () => {
-    const { model, engine } = setup();
+    const { model, engine, push } = setup();
     const a = node();
-    model.upsertNode(a);
+    push(model.upsertNode(a));
+    engine.flush();
     const sa = new Sink();
     engine.open('sa', a, sa);
     assert.equal(sa.frames[0]!.Peers, undefined, 'no peers yet');
 
     const t = node({ userId: null, tags: ['tag:server'] });
-    engine.apply([model.upsertNode(t)!]);
+    push(model.upsertNode(t));
     engine.flush();
     const join = sa.last();
     assert.deepEqual(
@@ -137,34 +151,35 @@ describe('fan-out engine', () => {
     assert.equal(join.Node, undefined, 'self unchanged');
 
     const moved = { ...t, endpoints: ['198.51.100.7:41641'], version: 2 };
-    engine.apply([model.upsertNode(moved)!]);
+    push(model.upsertNode(moved));
     engine.flush();
     assert.deepEqual(sa.last().PeersChangedPatch, [{ NodeID: t.id, Endpoints: ['198.51.100.7:41641'] }]);
 
     const renamed = { ...moved, hostinfo: { Hostname: 'other', OS: 'linux' }, version: 3 };
-    engine.apply([model.upsertNode(renamed)!]);
+    push(model.upsertNode(renamed));
     engine.flush();
     assert.deepEqual(
       (sa.last().PeersChanged as { ID: number }[]).map((p) => p.ID),
       [t.id],
     );
 
-    engine.apply([model.removeNode(t.id, 4)!]);
+    push(model.removeNode(t.id, 4));
     engine.flush();
     assert.deepEqual(sa.last().PeersRemoved, [t.id]);
   });
 
   test('a deleted node loses its own stream', () => {
-    const { model, engine } = setup();
+    const { model, engine, push } = setup();
     const a = node();
     const b = node();
-    model.upsertNode(a);
-    model.upsertNode(b);
+    push(model.upsertNode(a));
+    push(model.upsertNode(b));
+    engine.flush();
     const sa = new Sink();
     const sb = new Sink();
     engine.open('sa', a, sa);
     engine.open('sb', b, sb);
-    engine.apply([model.removeNode(b.id, 2)!]);
+    push(model.removeNode(b.id, 2));
     engine.flush();
     assert.equal(sb.closed, 'node deleted');
     assert.deepEqual(sa.last().PeersRemoved, [b.id]);
@@ -172,10 +187,11 @@ describe('fan-out engine', () => {
   });
 
   test('identical deltas are encoded once and written to every stream', () => {
-    const { model, engine } = setup();
+    const { model, engine, push } = setup();
     const sinks: Sink[] = [];
     const nodes = Array.from({ length: 50 }, () => node());
-    for (const n of nodes) model.upsertNode(n);
+    for (const n of nodes) push(model.upsertNode(n));
+    engine.flush();
     let encodes = 0;
     for (const n of nodes) {
       const s = new Sink();
@@ -184,7 +200,7 @@ describe('fan-out engine', () => {
     }
     const before = engine.stats.encodes;
     const gone = nodes[0]!;
-    engine.apply([model.removeNode(gone.id, 2)!]);
+    push(model.removeNode(gone.id, 2));
     engine.flush();
     encodes = engine.stats.encodes - before;
     assert.equal(encodes, 1);
@@ -192,17 +208,18 @@ describe('fan-out engine', () => {
   });
 
   test('presence becomes an Online patch; self changes resend the self node', () => {
-    const { model, engine } = setup();
+    const { model, engine, push } = setup();
     const a = node();
     const b = node();
-    model.upsertNode(a);
-    model.upsertNode(b);
+    push(model.upsertNode(a));
+    push(model.upsertNode(b));
+    engine.flush();
     const sa = new Sink();
     engine.open('sa', a, sa);
-    engine.apply([model.setOnline(b.id, true, '2026-01-01T00:00:00Z')!]);
+    push(model.setOnline(b.id, true, '2026-01-01T00:00:00Z'));
     engine.flush();
     assert.deepEqual(sa.last().PeersChangedPatch, [{ NodeID: b.id, Online: true }]);
-    engine.apply([model.upsertNode({ ...a, keyExpiry: '2020-01-01T00:00:00.000Z', version: 2 })!]);
+    push(model.upsertNode({ ...a, keyExpiry: '2020-01-01T00:00:00.000Z', version: 2 }));
     engine.flush();
     const self = sa.last().Node as Record<string, unknown>;
     assert.equal(self.Expired, true);
@@ -210,16 +227,17 @@ describe('fan-out engine', () => {
   });
 
   test('an unapproved machine gets no peers until approved', () => {
-    const { model, engine } = setup();
+    const { model, engine, push } = setup();
     const a = node({ machineAuthorized: false });
     const b = node();
-    model.upsertNode(a);
-    model.upsertNode(b);
+    push(model.upsertNode(a));
+    push(model.upsertNode(b));
+    engine.flush();
     const sa = new Sink();
     engine.open('sa', a, sa);
     assert.equal(sa.frames[0]!.Peers, undefined);
     assert.deepEqual(sa.frames[0]!.PacketFilter, []);
-    engine.apply([model.upsertNode({ ...a, machineAuthorized: true, version: 2 })!]);
+    push(model.upsertNode({ ...a, machineAuthorized: true, version: 2 }));
     engine.flush();
     const m = sa.last();
     assert.equal((m.Node as { MachineAuthorized: boolean }).MachineAuthorized, true);
@@ -231,9 +249,10 @@ describe('fan-out engine', () => {
   });
 
   test('a newer stream of the same node supersedes the older one', () => {
-    const { model, engine } = setup();
+    const { model, engine, push } = setup();
     const a = node();
-    model.upsertNode(a);
+    push(model.upsertNode(a));
+    engine.flush();
     const s1 = new Sink();
     const s2 = new Sink();
     engine.open('one', a, s1);

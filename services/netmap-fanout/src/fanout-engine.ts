@@ -29,8 +29,14 @@ export interface StreamSink {
 /** What the policy lets a viewer see and accept. */
 export interface PolicyView {
   canSee(viewer: NodeRecord, peer: NodeRecord): boolean;
+  /** Ids of every peer the viewer may see. */
+  peerIds(viewer: NodeRecord): number[];
   /** JSON of the viewer's []FilterRule. */
   filterJson(viewer: NodeRecord): string;
+  /** tailcfg.SSHPolicy for the viewer, or null when the policy has no SSH rules for it. */
+  sshPolicy(viewer: NodeRecord): unknown;
+  /** Node attributes (nodeAttrs) for the viewer's self CapMap. */
+  capMap(viewer: NodeRecord): Record<string, unknown[] | null>;
 }
 
 export interface FrameEncoder {
@@ -43,6 +49,8 @@ interface Pending {
   full: boolean;
   /** Re-send every visible peer entry (their rendering changed, e.g. the tailnet domain). */
   resendPeers: boolean;
+  filter: boolean;
+  ssh: boolean;
   deleted: boolean;
   changed: Set<number>;
   removed: Set<number>;
@@ -80,6 +88,8 @@ function emptyPending(): Pending {
     self: false,
     full: false,
     resendPeers: false,
+    filter: false,
+    ssh: false,
     deleted: false,
     changed: new Set(),
     removed: new Set(),
@@ -162,9 +172,9 @@ export class FanoutEngine {
     const authorized = self.machineAuthorized;
     const peers: NodeRecord[] = [];
     if (authorized) {
-      for (const p of model.nodes.values()) {
-        if (p.id === self.id || p.tailnetId !== self.tailnetId) continue;
-        if (policy.canSee(self, p)) peers.push(p);
+      for (const id of policy.peerIds(self)) {
+        const p = model.nodes.get(id);
+        if (p && p.id !== self.id && p.tailnetId === self.tailnetId) peers.push(p);
       }
       peers.sort((a, b) => a.id - b.id);
     }
@@ -176,8 +186,9 @@ export class FanoutEngine {
       peerParts.push(this.peerJson.get(p, tailnet, model.online.has(p.id), now, settings));
     }
     if (s) for (const u of users) s.sentUsers.add(u);
+    const ssh = authorized ? policy.sshPolicy(self) : null;
     const parts = [
-      `"Node":${JSON.stringify(renderNode(self, { tailnet, online: true, now, self: true, settings }))}`,
+      `"Node":${this.selfJson(self, now)}`,
       `"DERPMap":${JSON.stringify(settings.derpMap)}`,
       `"DNSConfig":${JSON.stringify(dnsConfig(tailnet, settings))}`,
       `"Domain":${JSON.stringify(tailnet?.domain ?? '')}`,
@@ -185,8 +196,17 @@ export class FanoutEngine {
       `"UserProfiles":${JSON.stringify([...users].sort((a, b) => a - b).map((u) => userProfile(u, model.users)))}`,
       `"ControlTime":"${new Date(now).toISOString()}"`,
     ];
+    if (ssh) parts.push(`"SSHPolicy":${JSON.stringify(ssh)}`);
     if (peerParts.length > 0) parts.push(`"Peers":[${peerParts.join(',')}]`);
     return `{${parts.join(',')}}`;
+  }
+
+  private selfJson(self: NodeRecord, now: number): string {
+    const { model, settings, policy } = this.o;
+    const tailnet = model.tailnets.get(self.tailnetId);
+    const node = renderNode(self, { tailnet, online: true, now, self: true, settings });
+    node.CapMap = { ...policy.capMap(self), ...(node.CapMap as Record<string, unknown>) };
+    return JSON.stringify(node);
   }
 
   /** Queues read-model changes; streams get their deltas on the next tick. */
@@ -204,7 +224,7 @@ export class FanoutEngine {
   }
 
   private route(c: ModelChange): void {
-    const { model, policy } = this.o;
+    const { model } = this.o;
     const now = this.now();
     switch (c.kind) {
       case 'node': {
@@ -215,29 +235,25 @@ export class FanoutEngine {
           else if (c.before && c.before.machineAuthorized !== c.after.machineAuthorized) p.full = true;
           else p.self = true;
         }
+        // Who newly sees or stops seeing this node comes from the policy engine (policy-effects);
+        // here, streams that hold the node get its update or its removal.
         const slot = this.slots.peek(c.nodeId);
+        if (slot === undefined) return;
         for (const s of this.streamsByNode.values()) {
-          if (s.nodeId === c.nodeId || s.tailnetId !== c.tailnetId) continue;
-          const viewer = model.nodes.get(s.nodeId);
-          if (!viewer || !viewer.machineAuthorized) continue;
-          const had = slot !== undefined && s.sentPeers.has(slot);
-          const visible = c.after !== undefined && policy.canSee(viewer, c.after);
-          if (visible && !had) {
-            this.pendingOf(s).changed.add(c.nodeId);
-          } else if (visible && had) {
-            const p = this.pendingOf(s);
-            if (p.changed.has(c.nodeId)) continue;
-            const patch = c.before ? peerPatch(c.before, c.after!, now) : null;
-            if (patch) p.patches.set(c.nodeId, { ...p.patches.get(c.nodeId), ...patch });
-            else {
-              p.patches.delete(c.nodeId);
-              p.changed.add(c.nodeId);
-            }
-          } else if (!visible && had) {
-            const p = this.pendingOf(s);
+          if (s.nodeId === c.nodeId || s.tailnetId !== c.tailnetId || !s.sentPeers.has(slot)) continue;
+          const p = this.pendingOf(s);
+          if (!c.after) {
             p.changed.delete(c.nodeId);
             p.patches.delete(c.nodeId);
             p.removed.add(c.nodeId);
+            continue;
+          }
+          if (p.changed.has(c.nodeId)) continue;
+          const patch = c.before ? peerPatch(c.before, c.after, now) : null;
+          if (patch) p.patches.set(c.nodeId, { ...p.patches.get(c.nodeId), ...patch });
+          else {
+            p.patches.delete(c.nodeId);
+            p.changed.add(c.nodeId);
           }
         }
         return;
@@ -274,6 +290,43 @@ export class FanoutEngine {
       case 'policy': {
         for (const s of this.streamsByNode.values())
           if (s.tailnetId === c.tailnetId) this.pendingOf(s).full = true;
+        return;
+      }
+      case 'policy-effects': {
+        for (const id of c.filterChanged) {
+          const s = this.streamsByNode.get(id);
+          if (s) this.pendingOf(s).filter = true;
+        }
+        for (const id of c.sshChanged) {
+          const s = this.streamsByNode.get(id);
+          if (s) this.pendingOf(s).ssh = true;
+        }
+        for (const id of c.capsChanged) {
+          const s = this.streamsByNode.get(id);
+          if (s) this.pendingOf(s).self = true;
+        }
+        if (c.peerDelta) {
+          for (const [viewerId, d] of c.peerDelta) {
+            const s = this.streamsByNode.get(viewerId);
+            if (!s) continue;
+            const p = this.pendingOf(s);
+            for (const id of d.added) {
+              p.removed.delete(id);
+              p.changed.add(id);
+            }
+            for (const id of d.removed) {
+              p.changed.delete(id);
+              p.patches.delete(id);
+              const slot = this.slots.peek(id);
+              if (slot !== undefined && s.sentPeers.has(slot)) p.removed.add(id);
+            }
+          }
+        } else {
+          for (const id of c.peersChanged) {
+            const s = this.streamsByNode.get(id);
+            if (s) this.pendingOf(s).full = true;
+          }
+        }
         return;
       }
     }
@@ -333,26 +386,34 @@ export class FanoutEngine {
     const tailnet = model.tailnets.get(s.tailnetId);
     if (p.full) {
       // Recompute the whole peer set against what this stream holds.
+      const visible = new Set<number>(self.machineAuthorized ? policy.peerIds(self) : []);
       for (const peer of model.nodes.values()) {
         if (peer.id === s.nodeId || peer.tailnetId !== s.tailnetId) continue;
         const slot = this.slots.peek(peer.id);
         const had = slot !== undefined && s.sentPeers.has(slot);
-        const visible = self.machineAuthorized && policy.canSee(self, peer);
-        if (visible && !had) p.changed.add(peer.id);
-        else if (!visible && had) p.removed.add(peer.id);
-        else if (visible && had && p.resendPeers) p.changed.add(peer.id);
+        const sees = visible.has(peer.id);
+        if (sees && !had) p.changed.add(peer.id);
+        else if (!sees && had) p.removed.add(peer.id);
+        else if (sees && had && p.resendPeers) p.changed.add(peer.id);
       }
       p.self = true;
     }
+    if (!self.machineAuthorized) {
+      // An unapproved machine sees nobody, whatever the deltas said.
+      p.changed.clear();
+      p.patches.clear();
+    }
     const parts: string[] = [];
-    if (p.self)
-      parts.push(
-        `"Node":${JSON.stringify(renderNode(self, { tailnet, online: true, now, self: true, settings }))}`,
-      );
+    if (p.self) parts.push(`"Node":${this.selfJson(self, now)}`);
     if (p.full) {
       parts.push(`"DNSConfig":${JSON.stringify(dnsConfig(tailnet, settings))}`);
       parts.push(`"Domain":${JSON.stringify(tailnet?.domain ?? '')}`);
+    }
+    if (p.full || p.filter)
       parts.push(`"PacketFilter":${self.machineAuthorized ? policy.filterJson(self) : '[]'}`);
+    if (p.full || p.ssh) {
+      const ssh = self.machineAuthorized ? policy.sshPolicy(self) : null;
+      parts.push(`"SSHPolicy":${JSON.stringify(ssh ?? { rules: [] })}`);
     }
     if (p.removed.size > 0) {
       const ids = [...p.removed].sort((a, b) => a - b);

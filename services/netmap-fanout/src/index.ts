@@ -4,4 +4,4 @@ export * from './stream-registry.js';
 export * from './read-model.js';
 export * from './fanout-engine.js';
 export * from './map-builder.js';
-export { ALLOW_ALL_FILTER_JSON } from './policy-view.js';
+export { PolicyState } from './policy-state.js';

@@ -9,10 +9,10 @@ import { fanout, subscribeBroadcast } from '@switchboard/contracts';
 import { encodeMapFrame, KEEP_ALIVE_FRAME, type PrivateKey } from '@switchboard/protocol';
 import { ControlHandlers } from './control-handlers.js';
 import { EdgeServer } from './edge.server.js';
-import { FanoutEngine, type PolicyView } from './fanout-engine.js';
+import { FanoutEngine } from './fanout-engine.js';
 import type { FanoutConfig } from './netmap-fanout.config.js';
-import { AllowAllPolicyView } from './policy-view.js';
-import { ReadModel } from './read-model.js';
+import { PolicyState } from './policy-state.js';
+import { ReadModel, type ModelChange } from './read-model.js';
 import type { StreamRegistry } from './stream-registry.js';
 import { ModelSync } from './sync.js';
 
@@ -33,7 +33,7 @@ export class NetmapFanoutRuntime {
   readonly sync: ModelSync;
   readonly edge: EdgeServer;
   readonly replicaId: string;
-  readonly policy: PolicyView = new AllowAllPolicyView();
+  readonly policy: PolicyState;
   private readonly handlers: ControlHandlers;
   private subs: Subscription[] = [];
 
@@ -41,6 +41,7 @@ export class NetmapFanoutRuntime {
     this.replicaId =
       o.config.REPLICA_ID ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 6)}`;
     const log = o.logger;
+    this.policy = new PolicyState(this.model, log.child('policy'));
     this.engine = new FanoutEngine({
       model: this.model,
       settings: {
@@ -54,7 +55,12 @@ export class NetmapFanoutRuntime {
       logger: log.child('engine'),
       keepAliveMs: o.config.KEEPALIVE_INTERVAL_MS,
     });
-    this.sync = new ModelSync(o.bus, this.model, (changes) => this.engine.apply(changes), log.child('sync'));
+    this.sync = new ModelSync(
+      o.bus,
+      this.model,
+      (changes, bulk) => this.onChanges(changes, bulk),
+      log.child('sync'),
+    );
     this.handlers = new ControlHandlers({
       bus: o.bus,
       model: this.model,
@@ -87,6 +93,29 @@ export class NetmapFanoutRuntime {
         return false;
       },
     });
+  }
+
+  /** Every read-model change goes through the policy engines first, then to the streams. */
+  private onChanges(changes: ModelChange[], bulk: boolean): void {
+    const out: ModelChange[] = [];
+    if (bulk) {
+      out.push(...changes, ...this.policy.rebuildAll());
+    } else {
+      for (const c of changes) {
+        out.push(c);
+        try {
+          const fx = this.policy.follow(c);
+          if (fx) out.push(fx);
+        } catch (err) {
+          this.o.logger.error('policy engine failed to follow a change; rebuilding it', {
+            err,
+            change: c.kind,
+          });
+          out.push(...this.policy.rebuildAll());
+        }
+      }
+    }
+    this.engine.apply(out);
   }
 
   async start(): Promise<void> {

@@ -5,7 +5,20 @@
  */
 import type { NodeRecord, PolicyRecord, TailnetRecord, UserRecord } from '@switchboard/contracts';
 
+/** What a policy engine reported after a node, user or policy change (derived, not stored). */
+export interface PolicyEffects {
+  kind: 'policy-effects';
+  tailnetId: number;
+  filterChanged: ReadonlySet<number>;
+  peersChanged: ReadonlySet<number>;
+  sshChanged: ReadonlySet<number>;
+  capsChanged: ReadonlySet<number>;
+  /** Per node, peers added/removed; absent = recompute the peer sets of `peersChanged` fully. */
+  peerDelta: ReadonlyMap<number, { added: readonly number[]; removed: readonly number[] }> | undefined;
+}
+
 export type ModelChange =
+  | PolicyEffects
   | {
       kind: 'node';
       nodeId: number;

@@ -32,7 +32,7 @@ export class ModelSync {
   constructor(
     private readonly bus: Bus,
     private readonly model: ReadModel,
-    private readonly onChanges: (changes: ModelChange[]) => void,
+    private readonly onChanges: (changes: ModelChange[], bulk: boolean) => void,
     private readonly log: Logger,
   ) {}
 
@@ -74,7 +74,7 @@ export class ModelSync {
       const c = this.model.setPolicy(p);
       if (c) changes.push(c);
     }
-    this.onChanges(changes);
+    this.onChanges(changes, true);
     this.log.info('read model loaded from snapshots', {
       nodes: kr.nodes.length,
       users: ids.users.length,
@@ -146,12 +146,12 @@ export class ModelSync {
       this.log.error('ignored an invalid event', { seq: ev.seq, subject: ev.subject, err });
       return;
     }
-    if (change) this.onChanges([change]);
+    if (change) this.onChanges([change], false);
   }
 
   /** Applies a record fetched directly (e.g. a node that registered before its event arrived). */
   applyDirect(change: ModelChange | null): void {
-    if (change) this.onChanges([change]);
+    if (change) this.onChanges([change], false);
   }
 
   async stop(): Promise<void> {

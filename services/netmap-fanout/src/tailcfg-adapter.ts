@@ -37,7 +37,7 @@ export function fromRegisterRequest(r: ProtoRegister): ParsedRegisterRequest {
     authKey: r.Auth?.AuthKey ?? null,
     expiry: r.Expiry ? r.Expiry.toISOString() : null,
     followup: r.Followup,
-    hostinfo: (r.Hostinfo) ?? null,
+    hostinfo: r.Hostinfo ?? null,
     ephemeral: r.Ephemeral,
   };
 }
@@ -48,7 +48,7 @@ export function fromMapRequest(r: ProtoMap): ParsedMapRequest {
     nodeKey: r.NodeKey,
     discoKey: r.DiscoKey ?? null,
     endpoints: r.Endpoints,
-    hostinfo: (r.Hostinfo) ?? null,
+    hostinfo: r.Hostinfo ?? null,
     stream: r.Stream,
     omitPeers: r.OmitPeers,
     compress: r.Compress,

@@ -13,3 +13,4 @@ export type {
   PreAuthKeyRecord,
 } from './key-registry.contract.js';
 export type { ApiKeyRecord } from './identity.contract.js';
+export type { PolicyVersion } from './policy-compiler.contract.js';

@@ -134,3 +134,16 @@ export const ExpirePreAuthKey = defineRpc(
   z.object({ id: z.number().int().positive().optional(), prefix: z.string().optional() }),
   z.object({ record: PreAuthKeyRecordSchema }),
 );
+
+/** Admin tagging: the node becomes a tagged node (no user identity) carrying exactly these tags. */
+export const TagNode = defineRpc(
+  'keyreg.v1.tag-node',
+  z.object({
+    nodeId: z.number().int().positive(),
+    tags: z
+      .array(z.string().regex(/^tag:[a-zA-Z][a-zA-Z0-9-]*$/, 'tags look like tag:name'))
+      .min(1, 'give at least one tag; a tagged node cannot go back to a user without logging in again')
+      .max(64),
+  }),
+  z.object({ node: NodeRecordSchema }),
+);

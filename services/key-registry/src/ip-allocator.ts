@@ -30,7 +30,7 @@ export function v4FromString(s: string): number {
   const parts = s.split('.').map((p) => Number(p));
   if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255))
     throw new Error(`not an IPv4 address: ${s}`);
-  return (((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0);
+  return ((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0;
 }
 
 /** IPv6 partner of an IPv4 address: fd7a:115c:a1e0::XXXX:XXXX. */

@@ -16,6 +16,7 @@ export function bindKeyRegistry(bus: Bus, svc: KeyRegistryService, log: Logger):
     serveRpc(bus, keyRegistry.ExpireNode, Q, async (req) => ({
       node: await svc.expireNode(req.nodeId, req.at),
     })),
+    serveRpc(bus, keyRegistry.TagNode, Q, async (req) => ({ node: await svc.tagNode(req.nodeId, req.tags) })),
     serveRpc(bus, keyRegistry.ApproveNode, Q, async (req) => ({ node: await svc.approveNode(req.nodeId) })),
     serveRpc(bus, keyRegistry.Snapshot, Q, () => svc.snapshot()),
     serveRpc(bus, keyRegistry.CreatePreAuthKey, Q, (req) => svc.createPreAuthKey(req)),

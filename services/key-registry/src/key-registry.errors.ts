@@ -6,7 +6,9 @@ export type KeyRegistryErrorCode =
   | 'machine_mismatch'
   | 'preauth_key_not_found'
   | 'user_not_found'
-  | 'address_space_exhausted';
+  | 'address_space_exhausted'
+  | 'tags_not_allowed'
+  | 'conflict';
 
 export class KeyRegistryError extends SwitchboardError {
   constructor(

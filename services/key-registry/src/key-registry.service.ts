@@ -12,6 +12,7 @@ import {
   TailnetUpserted,
   callRpc,
   identity,
+  policy,
   type NodeRecord,
   type PreAuthKeyRecord,
   type RegisterInput,
@@ -429,6 +430,37 @@ export class KeyRegistryService {
     });
   }
 
+  /** Admin tagging: the node becomes a tagged node carrying exactly `tags` (user identity dropped). */
+  async tagNode(nodeId: number, tags: string[]): Promise<NodeRecord> {
+    try {
+      return await this.tx(async (q) => {
+        const node = await this.repo.updateNode(q, nodeId, {
+          tags: [...new Set(tags)].sort(),
+          userId: null,
+          ownerKey: 'tagged',
+          keyExpiry: null,
+        });
+        if (!node)
+          throw new KeyRegistryError(
+            'node_not_found',
+            `no node with id ${nodeId}`,
+            'list nodes with "switchboard nodes list"',
+          );
+        await this.emitUpsert(q, node);
+        this.deps.logger.info('node tagged by admin', { nodeId, tags: node.tags });
+        return node;
+      });
+    } catch (err) {
+      if (pgCode(err) === '23505')
+        throw new KeyRegistryError(
+          'conflict',
+          `node ${nodeId}'s machine already has a tagged node`,
+          'delete the other node first',
+        );
+      throw err;
+    }
+  }
+
   async approveNode(nodeId: number): Promise<NodeRecord> {
     return this.tx(async (q) => {
       const node = await this.repo.updateNode(q, nodeId, { machineAuthorized: true });
@@ -490,6 +522,19 @@ export class KeyRegistryService {
         `no user with id ${req.userId}`,
         'create it with "switchboard users create NAME"',
       );
+    if (req.tags.length > 0) {
+      const check = await callRpc(this.deps.bus, policy.CheckTags, {
+        tailnetId: req.tailnetId ?? user.tailnetId,
+        ownerLogin: user.loginName,
+        tags: req.tags,
+      });
+      if (!check.ok)
+        throw new KeyRegistryError(
+          'tags_not_allowed',
+          `user "${user.name}" may not apply ${check.denied.join(', ')}`,
+          'list the tags with their owners under "tagOwners" in the policy (switchboard policy set)',
+        );
+    }
     const k = generateKey();
     const record = await this.repo.insertPreAuthKey(this.deps.db, {
       prefix: k.prefix,

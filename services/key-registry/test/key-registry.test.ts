@@ -14,6 +14,7 @@ import {
   keyRegistry,
   NodeRemoved,
   NodeUpserted,
+  policy,
   serveRpc,
   type RegisterInput,
 } from '@switchboard/contracts';
@@ -58,6 +59,10 @@ for (const backend of ['postgres', 'pglite'] as const) {
       }
       bus = createInProcessBus({ logger });
       userId = 7;
+      serveRpc(bus, policy.CheckTags, 'policy-compiler', async (req) => ({
+        ok: req.tags.every((t) => t === 'tag:server'),
+        denied: req.tags.filter((t) => t !== 'tag:server'),
+      }));
       serveRpc(bus, identity.GetUser, 'identity', async (req) => ({
         user:
           req.id === userId
@@ -239,6 +244,22 @@ for (const backend of ['postgres', 'pglite'] as const) {
       assert.equal(n.userId, null);
       assert.deepEqual(n.tags, ['tag:server']);
       assert.equal(n.keyExpiry, null);
+    });
+
+    test('tags on keys need tagOwners; admins can tag nodes', async () => {
+      await assert.rejects(newKey({ tags: ['tag:other'] }), (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'tags_not_allowed');
+        return true;
+      });
+      const r = await callRpc(bus, keyRegistry.Register, reg({ authKey: await newKey() }));
+      const id = (r as { node: { id: number } }).node.id;
+      const { node } = await callRpc(bus, keyRegistry.TagNode, {
+        nodeId: id,
+        tags: ['tag:web', 'tag:db', 'tag:web'],
+      });
+      assert.deepEqual(node.tags, ['tag:db', 'tag:web']);
+      assert.equal(node.userId, null);
+      await assert.rejects(callRpc(bus, keyRegistry.TagNode, { nodeId: id, tags: [] }), /at least one tag/);
     });
 
     test('key rotation keeps the node, its id and addresses', async () => {

@@ -28,6 +28,7 @@ export class PolicyCompilerRuntime {
     });
     this.service = new PolicyCompilerService({
       db: opts.db,
+      bus: opts.bus,
       logger: opts.logger,
       kickOutbox: () => this.relay.kick(),
     });
@@ -37,13 +38,24 @@ export class PolicyCompilerRuntime {
     await migrate(this.opts.db, { schema: POLICY_SCHEMA, dir: POLICY_MIGRATIONS, logger: this.opts.logger });
     this.relay.start();
     const Q = policy.POLICY_QUEUE;
+    const bus = this.opts.bus;
+    const svc = this.service;
     this.subs = [
-      serveRpc(this.opts.bus, policy.GetPolicy, Q, async (req) => ({
-        policy: await this.service.get(req.tailnetId),
+      serveRpc(bus, policy.GetPolicy, Q, async (req) => ({ policy: await svc.get(req.tailnetId) })),
+      serveRpc(bus, policy.GetPolicyVersion, Q, async (req) => ({
+        policy: await svc.getVersion(req.tailnetId, req.version),
       })),
-      serveRpc(this.opts.bus, policy.PolicySnapshot, Q, async () => ({
-        policies: await this.service.snapshot(),
+      serveRpc(bus, policy.PolicySnapshot, Q, async () => ({ policies: await svc.snapshot() })),
+      serveRpc(bus, policy.SetPolicy, Q, (req) => svc.set(req.tailnetId, req.text, req.author)),
+      serveRpc(bus, policy.CheckPolicy, Q, async (req) => ({
+        ok: true as const,
+        tests: (await svc.check(req.tailnetId, req.text)).tests,
       })),
+      serveRpc(bus, policy.PolicyHistory, Q, async (req) => ({
+        versions: await svc.history(req.tailnetId, req.limit),
+      })),
+      serveRpc(bus, policy.RollbackPolicy, Q, (req) => svc.rollback(req.tailnetId, req.version, req.author)),
+      serveRpc(bus, policy.CheckTags, Q, (req) => svc.checkTags(req.tailnetId, req.ownerLogin, req.tags)),
     ];
   }
 

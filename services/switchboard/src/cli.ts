@@ -4,6 +4,8 @@
  * credentials, or with --server URL --api-key KEY over the network.
  */
 import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
+import { runPolicyCompile } from '@switchboard/policy';
 import { join } from 'node:path';
 import { homedir } from 'node:os';
 import { SwitchboardError } from '@switchboard/common';
@@ -30,6 +32,9 @@ Admin (talks to the admin API):
   switchboard preauthkeys expire KEY|PREFIX
   switchboard nodes list [--user NAME]
   switchboard nodes delete|expire|approve ID   (or -i/--identifier ID)
+  switchboard nodes tag ID --tags tag:a,tag:b
+  switchboard policy get [--version N] | set FILE | check FILE | history | rollback --version N
+  switchboard policy compile --policy FILE --nodes NODES.json [--node ID]   (offline, no server)
   switchboard apikeys create [--expiration 90d] | list | expire PREFIX
 
 Options:
@@ -84,6 +89,12 @@ export async function runAdminCli(argv: string[], io: CliIO): Promise<number> {
       email: { type: 'string' },
       force: { type: 'boolean', default: false },
       prefix: { type: 'string' },
+      version: { type: 'string' },
+      file: { type: 'string', short: 'f' },
+      policy: { type: 'string' },
+      nodes: { type: 'string' },
+      node: { type: 'string' },
+      limit: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -111,7 +122,97 @@ export async function runAdminCli(argv: string[], io: CliIO): Promise<number> {
     return id;
   };
 
+  const readFile = (what: string, path: string | undefined): string => {
+    if (!path) throw usageError(`${what} needs a file`);
+    try {
+      return readFileSync(path, 'utf8');
+    } catch (err) {
+      throw usageError(`cannot read ${path}: ${(err as Error).message}`);
+    }
+  };
+
   switch (`${group} ${verb ?? ''}`.trim()) {
+    case 'policy compile': {
+      const r = runPolicyCompile({
+        policyText: readFile('--policy', values.policy),
+        nodesJson: readFile('--nodes', values.nodes),
+        ...(values.node !== undefined ? { nodeId: values.node } : {}),
+      });
+      if (r.stdout) io.out(r.stdout.endsWith('\n') ? r.stdout : r.stdout + '\n');
+      if (r.stderr) io.err(r.stderr.endsWith('\n') ? r.stderr : r.stderr + '\n');
+      return r.exitCode;
+    }
+    case 'policy get': {
+      const q = values.version ? `?version=${encodeURIComponent(values.version)}` : '';
+      const r = (await call('GET', `/api/v1/policy${q}`)) as {
+        policy: { version: number; text: string | null };
+      };
+      print(r.policy, () =>
+        r.policy.text === null
+          ? '// no policy set: the default policy allows all\n'
+          : r.policy.text.endsWith('\n')
+            ? r.policy.text
+            : r.policy.text + '\n',
+      );
+      return 0;
+    }
+    case 'policy set':
+    case 'policy check': {
+      const text = readFile(`policy ${verb}`, values.file ?? rest[0]);
+      if (verb === 'check') {
+        const r = (await call('POST', '/api/v1/policy/check', { policy: text })) as { tests: number };
+        print(r, () => `Policy is valid; ${r.tests} test(s) passed\n`);
+      } else {
+        const r = (await call('PUT', '/api/v1/policy', { policy: text })) as {
+          policy: { version: number };
+          unchanged: boolean;
+        };
+        print(r, () =>
+          r.unchanged
+            ? `Policy unchanged (version ${r.policy.version})\n`
+            : `Policy set: version ${r.policy.version}\n`,
+        );
+      }
+      return 0;
+    }
+    case 'policy history': {
+      const q = values.limit ? `?limit=${encodeURIComponent(values.limit)}` : '';
+      const r = (await call('GET', `/api/v1/policy/history${q}`)) as { versions: Row[] };
+      print(
+        r.versions,
+        () =>
+          r.versions
+            .map(
+              (v) =>
+                `version ${String(v.version)}  ${String(v.createdAt)}  by ${String(v.author)}\n${String(v.diff)}`,
+            )
+            .join('\n') || 'no policy versions yet (the default policy allows all)\n',
+      );
+      return 0;
+    }
+    case 'policy rollback': {
+      const version = Number(values.version ?? rest[0]);
+      if (!Number.isInteger(version) || version < 1) throw usageError('policy rollback needs --version N');
+      const r = (await call('POST', '/api/v1/policy/rollback', { version })) as {
+        policy: { version: number };
+      };
+      print(r, () => `Rolled back: the policy of version ${version} is now version ${r.policy.version}\n`);
+      return 0;
+    }
+    case 'nodes tag': {
+      const tags = values.tags
+        ? values.tags
+            .split(',')
+            .map((t) => t.trim())
+            .filter(Boolean)
+        : [];
+      if (tags.length === 0) throw usageError('nodes tag needs --tags tag:a,tag:b');
+      const r = (await call('POST', `/api/v1/nodes/${encodeURIComponent(idArg())}/tag`, { tags })) as {
+        node: Row;
+      };
+      print(r.node, () => `Node ${String(r.node.id)} tagged ${fmt(r.node.tags)}\n`);
+      return 0;
+    }
     case 'users create': {
       const name = rest[0];
       if (!name) throw usageError('users create needs a NAME');

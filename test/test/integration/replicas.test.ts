@@ -49,7 +49,12 @@ describe('split services with two fanout replicas', () => {
       urls.push(`http://127.0.0.1:${s.port}`);
     }
     await adminCall({ socketPath: adminSocket }, 'POST', '/api/v1/users', { name: 'bob' });
-    key = ((await adminCall({ socketPath: adminSocket }, 'POST', '/api/v1/preauthkeys', { user: 'bob', reusable: true })) as { key: string }).key;
+    key = (
+      (await adminCall({ socketPath: adminSocket }, 'POST', '/api/v1/preauthkeys', {
+        user: 'bob',
+        reusable: true,
+      })) as { key: string }
+    ).key;
   });
 
   after(async () => {
@@ -79,7 +84,10 @@ describe('split services with two fanout replicas', () => {
     const cid = c.self!.ID as number;
     await waitFor(() => a.peers.has(cid), { what: 'r1 stream to learn of a node on r2' });
     await adminCall({ socketPath: adminSocket }, 'DELETE', `/api/v1/nodes/${cid}`);
-    await waitFor(() => !a.peers.has(cid) && !b.peers.has(cid), { what: 'deletion on both replicas', timeoutMs: 2000 });
+    await waitFor(() => !a.peers.has(cid) && !b.peers.has(cid), {
+      what: 'deletion on both replicas',
+      timeoutMs: 2000,
+    });
   });
 
   test("a node's newer stream on another replica supersedes the older one", async () => {
@@ -91,10 +99,17 @@ describe('split services with two fanout replicas', () => {
     nodes.push(again);
     await again.connect();
     await again.startStream();
-    await waitFor(async () => (await Promise.race([first.then(() => true), new Promise((r) => setTimeout(() => r(false), 20))])) as boolean, {
-      what: 'the older stream on r1 to be closed',
-      timeoutMs: 3000,
-    });
+    await waitFor(
+      async () =>
+        (await Promise.race([
+          first.then(() => true),
+          new Promise((r) => setTimeout(() => r(false), 20)),
+        ])) as boolean,
+      {
+        what: 'the older stream on r1 to be closed',
+        timeoutMs: 3000,
+      },
+    );
     assert.ok(again.self, 'the newer stream got its map');
   });
 
@@ -105,27 +120,42 @@ describe('split services with two fanout replicas', () => {
     const apiKey = (JSON.parse(out.join('')) as { key: string }).key;
     assert.match(apiKey, /^sbapi-/);
     const server = `http://127.0.0.1:${adminPort}`;
-    await assert.rejects(adminCall({ server }, 'GET', '/api/v1/users'), (err: Error & { status?: number }) => {
-      assert.equal(err.status, 401);
-      return true;
-    });
-    await assert.rejects(adminCall({ server, apiKey: 'sbapi-0000000000000000-' + 'a'.repeat(32) }, 'GET', '/api/v1/users'), /API key/);
+    await assert.rejects(
+      adminCall({ server }, 'GET', '/api/v1/users'),
+      (err: Error & { status?: number }) => {
+        assert.equal(err.status, 401);
+        return true;
+      },
+    );
+    await assert.rejects(
+      adminCall({ server, apiKey: 'sbapi-0000000000000000-' + 'a'.repeat(32) }, 'GET', '/api/v1/users'),
+      /API key/,
+    );
     const viaTcp = (await adminCall({ server, apiKey }, 'GET', '/api/v1/users')) as { users: unknown[] };
     assert.ok(viaTcp.users.length >= 1);
     out.length = 0;
-    assert.equal(await runAdminCli(['users', 'list', '--server', server, '--api-key', apiKey, '--output', 'json'], io), 0);
+    assert.equal(
+      await runAdminCli(['users', 'list', '--server', server, '--api-key', apiKey, '--output', 'json'], io),
+      0,
+    );
     const users = JSON.parse(out.join('')) as { name: string }[];
     assert.ok(users.some((u) => u.name === 'bob'));
     out.length = 0;
     assert.equal(await runAdminCli(['nodes', 'list', '--socket', adminSocket, '-o', 'json'], io), 0);
     assert.ok(Array.isArray(JSON.parse(out.join(''))));
     out.length = 0;
-    assert.equal(await runAdminCli(['preauthkeys', 'list', '--user', 'bob', '--socket', adminSocket, '-o', 'json'], io), 0);
+    assert.equal(
+      await runAdminCli(['preauthkeys', 'list', '--user', 'bob', '--socket', adminSocket, '-o', 'json'], io),
+      0,
+    );
     assert.ok((JSON.parse(out.join('')) as unknown[]).length >= 1);
     await assert.rejects(runAdminCli(['users', 'create', '--socket', adminSocket], io), /NAME/);
-    await assert.rejects(runAdminCli(['nodes', 'delete', '999999', '--socket', adminSocket], io), (err: Error & { code?: string }) => {
-      assert.equal(err.code, 'node_not_found');
-      return true;
-    });
+    await assert.rejects(
+      runAdminCli(['nodes', 'delete', '999999', '--socket', adminSocket], io),
+      (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'node_not_found');
+        return true;
+      },
+    );
   });
 });

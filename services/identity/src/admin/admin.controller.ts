@@ -2,15 +2,29 @@
  * Admin REST API (/api/v1): users, pre-auth keys, nodes, API keys. Transport only: bodies are
  * validated with zod here, the work is done by identity or key-registry over the bus.
  */
-import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Query } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  Headers,
+  HttpCode,
+  Inject,
+  Param,
+  Post,
+  Put,
+  Query,
+} from '@nestjs/common';
 import type { Bus } from '@switchboard/bus';
 import { ValidationError } from '@switchboard/common';
-import { callRpc, identity, keyRegistry, validateMessage } from '@switchboard/contracts';
+import { callRpc, identity, keyRegistry, policy, validateMessage } from '@switchboard/contracts';
 import { z } from 'zod';
 import type { IdentityService } from '../identity.service.js';
 import { IdentityError } from '../identity.errors.js';
 
 export const ADMIN_BUS = Symbol('ADMIN_BUS');
+/** Set by the admin server (never taken from the client): who is calling, for audit fields. */
+export const ACTOR_HEADER = 'x-switchboard-actor';
 export const ADMIN_IDENTITY = Symbol('ADMIN_IDENTITY');
 
 const durationRe = /^(\d+)(s|m|h|d)$/;
@@ -128,6 +142,68 @@ export class AdminController {
   @HttpCode(200)
   async approveNode(@Param('id') id: string): Promise<unknown> {
     return callRpc(this.bus, keyRegistry.ApproveNode, { nodeId: validateMessage(idParam, id, 'node id') });
+  }
+
+  @Post('nodes/:id/tag')
+  @HttpCode(200)
+  async tagNode(@Param('id') id: string, @Body() body: unknown): Promise<unknown> {
+    const req = validateMessage(z.object({ tags: z.array(z.string()) }), body, 'POST /api/v1/nodes/:id/tag');
+    return callRpc(this.bus, keyRegistry.TagNode, {
+      nodeId: validateMessage(idParam, id, 'node id'),
+      tags: req.tags,
+    });
+  }
+
+  @Get('policy')
+  async getPolicy(@Query('version') version?: string): Promise<unknown> {
+    if (version !== undefined)
+      return callRpc(this.bus, policy.GetPolicyVersion, {
+        version: validateMessage(idParam, version, 'policy version'),
+      });
+    return callRpc(this.bus, policy.GetPolicy, {});
+  }
+
+  @Put('policy')
+  async setPolicy(@Body() body: unknown, @Headers(ACTOR_HEADER) actor?: string): Promise<unknown> {
+    const req = validateMessage(z.object({ policy: z.string() }), body, 'PUT /api/v1/policy');
+    return callRpc(
+      this.bus,
+      policy.SetPolicy,
+      { text: req.policy, author: actor ?? 'admin' },
+      { timeoutMs: 60_000 },
+    );
+  }
+
+  @Post('policy/check')
+  @HttpCode(200)
+  async checkPolicy(@Body() body: unknown): Promise<unknown> {
+    const req = validateMessage(z.object({ policy: z.string() }), body, 'POST /api/v1/policy/check');
+    return callRpc(this.bus, policy.CheckPolicy, { text: req.policy }, { timeoutMs: 60_000 });
+  }
+
+  @Get('policy/history')
+  async policyHistory(@Query('limit') limit?: string): Promise<unknown> {
+    return callRpc(
+      this.bus,
+      policy.PolicyHistory,
+      limit ? { limit: validateMessage(idParam, limit, 'limit') } : {},
+    );
+  }
+
+  @Post('policy/rollback')
+  @HttpCode(200)
+  async rollbackPolicy(@Body() body: unknown, @Headers(ACTOR_HEADER) actor?: string): Promise<unknown> {
+    const req = validateMessage(
+      z.object({ version: z.number().int().positive() }),
+      body,
+      'POST /api/v1/policy/rollback',
+    );
+    return callRpc(
+      this.bus,
+      policy.RollbackPolicy,
+      { version: req.version, author: actor ?? 'admin' },
+      { timeoutMs: 60_000 },
+    );
   }
 
   @Get('apikeys')

@@ -11,7 +11,7 @@ import type { INestApplication } from '@nestjs/common';
 import type { Bus } from '@switchboard/bus';
 import type { Logger } from '@switchboard/common';
 import type { IdentityService } from '../identity.service.js';
-import { ADMIN_BUS, ADMIN_IDENTITY, AdminController } from './admin.controller.js';
+import { ACTOR_HEADER, ADMIN_BUS, ADMIN_IDENTITY, AdminController } from './admin.controller.js';
 import { AdminExceptionFilter } from './admin.errors.js';
 
 @Module({})
@@ -48,8 +48,12 @@ export class AdminServer {
   async start(): Promise<void> {
     this.app = await NestFactory.create(AdminModule.forRoot(this.o.bus, this.o.identity), {
       logger: false,
-      bodyParser: true,
+      bodyParser: false,
     });
+    // Policies can be large: accept JSON bodies up to 2 MiB (the policy itself is capped at 1 MiB).
+    const express = this.app.getHttpAdapter().getInstance() as { use: (mw: unknown) => void };
+    const { json } = await import('express');
+    express.use(json({ limit: '2mb' }));
     this.app.useGlobalFilters(new AdminExceptionFilter(this.o.logger));
     await this.app.init();
     const handler = this.app.getHttpAdapter().getInstance() as (
@@ -61,7 +65,10 @@ export class AdminServer {
       const path = this.o.socketPath;
       mkdirSync(dirname(path), { recursive: true });
       if (existsSync(path)) unlinkSync(path);
-      const srv = createServer(handler);
+      const srv = createServer((req, res) => {
+        req.headers[ACTOR_HEADER] = 'local-admin';
+        handler(req, res);
+      });
       await new Promise<void>((resolve, reject) => {
         srv.once('error', reject);
         srv.listen(path, () => resolve());
@@ -72,9 +79,13 @@ export class AdminServer {
     if (this.o.listen) {
       const [host, portText] = splitHostPort(this.o.listen);
       const srv = createServer((req, res) => {
+        delete req.headers[ACTOR_HEADER];
         this.authorize(req)
-          .then((ok) => {
-            if (ok) return handler(req, res);
+          .then((actor) => {
+            if (actor !== null) {
+              req.headers[ACTOR_HEADER] = actor;
+              return handler(req, res);
+            }
             res.writeHead(401, { 'content-type': 'application/json' });
             res.end(
               JSON.stringify({
@@ -101,10 +112,12 @@ export class AdminServer {
     }
   }
 
-  private async authorize(req: IncomingMessage): Promise<boolean> {
+  /** The caller's name for audit fields, or null when the API key is missing or invalid. */
+  private async authorize(req: IncomingMessage): Promise<string | null> {
     const h = req.headers.authorization;
-    if (!h?.startsWith('Bearer ')) return false;
-    return (await this.o.identity.verifyApiKey(h.slice(7).trim())).valid;
+    if (!h?.startsWith('Bearer ')) return null;
+    const r = await this.o.identity.verifyApiKey(h.slice(7).trim());
+    return r.valid ? `api-key:${r.id}` : null;
   }
 
   async stop(): Promise<void> {

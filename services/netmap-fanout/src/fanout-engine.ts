@@ -108,7 +108,7 @@ export class FanoutEngine {
   private readonly keepAliveMs: number;
   private readonly now: () => number;
   /** Frames written (all kinds) and bytes, for metrics. */
-  stats = { frames: 0, bytes: 0, flushes: 0, encodes: 0 };
+  stats = { frames: 0, bytes: 0, flushes: 0, encodes: 0, streamsOpened: 0 };
 
   constructor(private readonly o: FanoutEngineOptions) {
     this.keepAliveMs = o.keepAliveMs ?? 50_000;
@@ -138,6 +138,7 @@ export class FanoutEngine {
     const old = this.streamsByNode.get(node.id);
     if (old) this.close(old, 'superseded by a newer stream of the same node');
     const s = new MapStream(id, node.id, node.tailnetId, sink, Math.floor(Math.random() * 9000));
+    this.stats.streamsOpened++;
     this.streamsByNode.set(node.id, s);
     this.write(s, this.o.encoder.encode(this.fullMap(node, s)));
     return s;

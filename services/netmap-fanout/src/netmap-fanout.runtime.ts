@@ -161,6 +161,7 @@ export class NetmapFanoutRuntime {
       `switchboard_fanout_frame_bytes_total ${s.bytes}`,
       `switchboard_fanout_encodes_total ${s.encodes}`,
       `switchboard_fanout_flushes_total ${s.flushes}`,
+      `switchboard_fanout_streams_opened_total ${s.streamsOpened}`,
       `switchboard_fanout_event_seq ${this.sync.lastSeq}`,
       `switchboard_edge_upgrades_total ${c.upgrades}`,
       `switchboard_edge_upgrade_failures_total ${c.upgradeFailures}`,

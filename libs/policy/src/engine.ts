@@ -16,6 +16,7 @@
  * ranges are not matched against other nodes' addresses.
  */
 import { BitSet } from './bitset.js';
+import { ContentHash, contentKeyOf, strHash } from './content-hash.js';
 import {
   compilePolicy,
   type CapSpec,
@@ -112,7 +113,8 @@ const INTERNET_RANGES: readonly { range: Range; text: string }[] = INTERNET_SET.
 interface Render {
   readonly strings: readonly string[];
   readonly json: string;
-  readonly id: number;
+  /** Content key (order-independent hash of the strings). */
+  readonly key: string;
 }
 
 interface DstEntry {
@@ -161,6 +163,8 @@ class PSet {
   readonly reach: BitSet;
   readonly partners: PSet[] = [];
   render: Render | null = null;
+  /** src role: content hash of the rendered SrcIPs, maintained without rendering. */
+  readonly content = new ContentHash();
   /** Number of identity members (kept in step with `ident`). */
   identCount = 0;
 
@@ -239,7 +243,7 @@ function planEquals(a: readonly PlanRule[] | undefined, b: readonly PlanRule[] |
     const x = a[i];
     const y = b[i];
     if (x === undefined || y === undefined) return false;
-    if (x.src.json !== y.src.json || protoKey(x.proto) !== protoKey(y.proto)) return false;
+    if ((x.src !== y.src && x.src.json !== y.src.json) || protoKey(x.proto) !== protoKey(y.proto)) return false;
     if (x.dst.length !== y.dst.length) return false;
     for (let j = 0; j < x.dst.length; j++) {
       const p = x.dst[j];
@@ -302,8 +306,6 @@ export class PolicyEngine {
   private readonly sshCache = new Map<number, SshPolicy | null>();
   private readonly capsCache = new Map<number, NodeCapMap>();
   private readonly selfRenders = new Map<string, Map<number, Render>>();
-  private readonly intern = new Map<string, { id: number; refs: number }>();
-  private nextInternId = 1;
 
   /** `policy` null means the default policy: allow all, everyone sees everyone. */
   constructor(policy: Policy | null, options: PolicyEngineOptions = {}) {
@@ -368,6 +370,7 @@ export class PolicyEngine {
       else this.routeCount.set(r, c);
       if ((on && c === 1) || (!on && c <= 0)) this.routeRender = null;
     }
+    this.rank = null;
     const pos = lowerBoundOrder(this.order, rec.id, (slot) => this.nodes[slot]?.id ?? '');
     if (on) this.order.splice(pos, 0, s);
     else if (this.order[pos] === s) this.order.splice(pos, 1);
@@ -425,11 +428,51 @@ export class PolicyEngine {
     if (hit !== undefined) return hit;
     const s = new PSet(this.setIndex.size, spec, role, this.capacity());
     this.setIndex.set(key, s);
+    this.indexSet(s);
     (role === 'src' ? this.srcSets : this.dstSets).push(s);
     return s;
   }
 
   private setIndex = new Map<string, PSet>();
+  /** Sets by the identity selectors they contain; sets with address parts are always checked. */
+  private setsBySelector = new Map<string, PSet[]>();
+  private addrSets: PSet[] = [];
+
+  private indexSet(set: PSet): void {
+    const spec = set.spec;
+    const keys = [
+      ...spec.users.map((u) => `u:${u}`),
+      ...spec.userDomains.map((d) => `d:${d}`),
+      ...spec.groups.map((g) => `g:${g}`),
+      ...spec.tags.map((t) => `t:${t}`),
+      ...(spec.member ? ['member'] : []),
+      ...(spec.tagged ? ['tagged'] : []),
+    ];
+    for (const k of keys) {
+      const list = this.setsBySelector.get(k);
+      if (list === undefined) this.setsBySelector.set(k, [set]);
+      else list.push(set);
+    }
+    if (spec.hasAddr) this.addrSets.push(set);
+  }
+
+  /** The sets a node can belong to (by identity or address), given current group memberships. */
+  private relevantSets(n: NodeRec): Set<PSet> {
+    const out = new Set<PSet>(this.addrSets);
+    const add = (k: string): void => {
+      for (const s of this.setsBySelector.get(k) ?? []) out.add(s);
+    };
+    if (n.tagged) {
+      add('tagged');
+      for (const t of n.tags) add(`t:${t}`);
+    } else if (n.user !== null) {
+      add('member');
+      add(`u:${n.user}`);
+      add(`d:${loginDomain(n.user)}`);
+      for (const g of this.groupsOf(n.user) ?? []) add(`g:${g}`);
+    }
+    return out;
+  }
 
   /** Recomputes one node's bits in one set. Returns true if its identity bit flipped. */
   private refreshMember(set: PSet, n: NodeRec, present: boolean): boolean {
@@ -512,6 +555,8 @@ export class PolicyEngine {
   /** Builds all sets from the compiled policy and fills their bits for every node. */
   private rebuildSets(): void {
     this.setIndex = new Map();
+    this.setsBySelector = new Map();
+    this.addrSets = [];
     this.srcSets = [];
     this.dstSets = [];
     this.unitSets = [];
@@ -558,11 +603,10 @@ export class PolicyEngine {
     this.edgeSrcSets = this.srcSets.filter((s) => s.partners.length > 0);
     this.edgeDstSets = this.dstSets.filter((s) => s.partners.length > 0);
     this.fillAllSets();
-    for (const r of this.intern.values()) r.refs = 0;
-    this.intern.clear();
     this.selfRenders.clear();
     this.routeRender = null;
     this.firstPositions = null;
+    this.unitKeys = [];
   }
 
   private fillAllSets(): void {
@@ -630,6 +674,7 @@ export class PolicyEngine {
         for (const n of addrNodes) this.refreshMember(set, n, true);
       }
     }
+    for (const s of this.srcSets) this.computeContent(s);
     for (const s of this.edgeSrcSets) {
       s.reach.clearAll();
       for (const d of s.partners) s.reach.or(d.dpeer);
@@ -684,28 +729,13 @@ export class PolicyEngine {
   // -------------------------------------------------------------------------------------------
   // Rendering SrcIPs
 
-  private internRender(strings: readonly string[]): Render {
-    const json = `[${strings.map((s) => `"${s}"`).join(',')}]`;
-    let e = this.intern.get(json);
-    if (e === undefined) {
-      e = { id: this.nextInternId++, refs: 0 };
-      this.intern.set(json, e);
-    }
-    e.refs++;
-    return { strings, json, id: e.id };
-  }
-
-  private releaseRender(r: Render | null): void {
-    if (r === null) return;
-    const e = this.intern.get(r.json);
-    if (e === undefined) return;
-    e.refs--;
-    if (e.refs <= 0) this.intern.delete(r.json);
+  private makeRender(strings: readonly string[], key: string = contentKeyOf(strings)): Render {
+    return { strings, json: `[${strings.map((x) => `"${x}"`).join(',')}]`, key };
   }
 
   private routeStrings(): readonly string[] {
     if (this.routeRender === null) {
-      this.routeRender = { strings: [...this.routeCount.keys()].sort(), json: '', id: 0 };
+      this.routeRender = { strings: [...this.routeCount.keys()].sort(), json: '', key: '' };
     }
     return this.routeRender.strings;
   }
@@ -733,13 +763,44 @@ export class PolicyEngine {
       strings = [];
       for (const p of parts) if (strings[strings.length - 1] !== p) strings.push(p);
     }
-    set.render = this.internRender(strings);
+    set.render = this.makeRender(strings, set.content.key());
     return set.render;
   }
 
   private invalidateRender(set: PSet): void {
-    this.releaseRender(set.render);
     set.render = null;
+  }
+
+  /** Recomputes a src set's content hash from scratch (the same strings renderSet would list). */
+  private computeContent(set: PSet): void {
+    const h = set.content;
+    h.reset();
+    const spec = set.spec;
+    if (spec.dangerAll) {
+      h.add(strHash('*'));
+      return;
+    }
+    const seen = new Set<string>();
+    if (spec.wildcard) {
+      for (const t of WILDCARD_TEXTS) seen.add(t);
+      for (const r of this.routeCount.keys()) seen.add(r);
+    }
+    for (const l of spec.literalTexts) seen.add(l);
+    for (const s of seen) h.add(strHash(s));
+    set.ident.forEach((slot) => {
+      const n = this.nodes[slot];
+      if (n === undefined) return;
+      n.ipStrings.forEach((ip, i) => {
+        const owners = this.ipOwners.get(ip);
+        if (seen.has(ip)) return;
+        if (owners !== undefined && owners.size > 1) {
+          // Shared address: count it once, for its lowest member slot.
+          for (const o of owners) if (o < slot && set.ident.has(o)) return;
+        }
+        const hh = n.ipHashes[i];
+        if (hh !== undefined) h.add(hh);
+      });
+    });
   }
 
   /** Same-user untagged nodes of `login`, in canonical order. */
@@ -770,15 +831,12 @@ export class PolicyEngine {
     for (const n of this.userNodeList(login))
       if (all || this.selfSrcHas(set, n)) strings.push(...n.ipStrings);
     strings.sort();
-    const r = this.internRender(strings);
+    const r = this.makeRender(strings);
     m.set(key, r);
     return r;
   }
 
   private dropSelfRenders(login: string): void {
-    const m = this.selfRenders.get(login);
-    if (m === undefined) return;
-    for (const r of m.values()) this.releaseRender(r);
     this.selfRenders.delete(login);
   }
 
@@ -882,8 +940,8 @@ export class PolicyEngine {
    * key share a position: the first unit of that key that yields a rule anywhere in the tailnet
    * (headscale/SaaS merge the unreduced list, then reduce per node).
    */
-  private mergeKey(src: Render, proto: readonly number[] | null): string {
-    return `${src.id}|${protoKey(proto)}`;
+  private mergeKey(contentKey: string, proto: readonly number[] | null): string {
+    return `${contentKey}|${protoKey(proto)}`;
   }
 
   /** A unit's dst resolves to at least one address somewhere (so its global rule exists). */
@@ -892,7 +950,7 @@ export class PolicyEngine {
     if (sets?.src == null || sets.dst === null) return false;
     const d = sets.dst;
     const dstNonEmpty = d.spec.hasAddr || d.identCount > 0;
-    return dstNonEmpty && this.renderSet(sets.src).strings.length > 0;
+    return dstNonEmpty && sets.src.content.count > 0;
   }
 
   /** First global position of every port-rule merge key. */
@@ -903,7 +961,7 @@ export class PolicyEngine {
       const u = units[i];
       const sets = this.unitSets[i];
       if (u?.kind !== 'ip' || sets?.src == null) continue;
-      const key = this.mergeKey(this.renderSet(sets.src), u.proto.numbers);
+      const key = this.unitKey(i, sets.src, u.proto.numbers);
       if (!out.has(key) && this.unitActive(i)) out.set(key, u.order);
     }
     return out;
@@ -949,7 +1007,7 @@ export class PolicyEngine {
           if (r.strings.length === 0) break;
           const entries = this.dstEntries(u.items, u.ports, n);
           if (entries.length > 0)
-            merge(this.mergeKey(r, u.proto.numbers), u.order, r, u.proto.numbers, entries);
+            merge(this.unitKey(i, sets.src, u.proto.numbers), u.order, r, u.proto.numbers, entries);
           break;
         }
         case 'cap': {
@@ -991,7 +1049,7 @@ export class PolicyEngine {
           for (const ip of n.ipStrings)
             for (const p of u.ports) entries.push({ ip, first: p.first, last: p.last });
           // Self rules merge with global rules of equal SrcIPs too (capture acl-d08).
-          merge(this.mergeKey(r, u.proto.numbers), u.order, r, u.proto.numbers, entries);
+          merge(this.mergeKey(r.key, u.proto.numbers), u.order, r, u.proto.numbers, entries);
           break;
         }
         case 'self-cap': {
@@ -1040,7 +1098,7 @@ export class PolicyEngine {
             }
           }
           if (entries.length > 0)
-            merge(this.mergeKey(r, u.proto.numbers), u.order, r, u.proto.numbers, entries);
+            merge(this.unitKey(i, sets.src, u.proto.numbers), u.order, r, u.proto.numbers, entries);
           break;
         }
       }
@@ -1191,14 +1249,29 @@ export class PolicyEngine {
     return b;
   }
 
+  /** Position of each slot in canonical id order (rebuilt lazily after joins/leaves). */
+  private rank: Int32Array | null = null;
+
+  private rankOf(): Int32Array {
+    if (this.rank === null || this.rank.length < this.nodes.length) {
+      const rank = new Int32Array(this.nodes.length);
+      this.order.forEach((slot, i) => {
+        rank[slot] = i;
+      });
+      this.rank = rank;
+    }
+    return this.rank;
+  }
+
   /** Ids of the nodes `id` sees (either may reach the other), in canonical id order. */
   peersOf(id: string): string[] {
     const n = this.node(id);
     let list = this.peerListCache.get(n.slot);
     if (list === undefined) {
-      const bits = this.peerBits(n);
-      list = [];
-      for (const slot of this.order) if (bits.has(slot)) list.push(this.nodes[slot]?.id ?? '');
+      const slots = this.peerBits(n).toArray();
+      const rank = this.rankOf();
+      slots.sort((a, b) => (rank[a] ?? 0) - (rank[b] ?? 0));
+      list = slots.map((s) => this.nodes[s]?.id ?? '');
       this.peerListCache.set(n.slot, list);
     }
     return list;
@@ -1551,6 +1624,7 @@ export class PolicyEngine {
       readonly peers: BitSet;
       readonly caps: string;
       readonly identSrc: ReadonlySet<PSet>;
+      readonly relevant: ReadonlySet<PSet>;
       readonly sshRules: ReadonlySet<number>;
     }
     const before = new Map<string, Before>();
@@ -1560,12 +1634,14 @@ export class PolicyEngine {
       const rec = slot === undefined ? undefined : this.nodes[slot];
       if (rec === undefined) continue;
       if (rec.user !== null) affectedUsers.add(rec.user);
+      const relevant = this.relevantSets(rec);
       before.set(id, {
         rec,
         plan: this.cachedFilter(rec).plan,
         peers: this.peerBits(rec).clone(),
         caps: JSON.stringify(this.nodeCapsFor(id)),
-        identSrc: new Set(this.srcSets.filter((s) => s.ident.has(rec.slot))),
+        identSrc: new Set([...relevant].filter((s) => s.role === 'src' && s.ident.has(rec.slot))),
+        relevant,
         sshRules: this.sshRulesMatching(rec),
       });
     }
@@ -1590,26 +1666,41 @@ export class PolicyEngine {
       after.set(id, rec);
       if (rec.user !== null) affectedUsers.add(rec.user);
     }
+    const touchedSets = new Set<PSet>();
+    const dstWasNonEmpty = new Map<PSet, boolean>();
     for (const id of touchedIds) {
       const rec = after.get(id) ?? before.get(id)?.rec;
       if (rec === undefined) continue;
       const present = after.has(id);
-      for (const set of this.srcSets) this.refreshMember(set, rec, present);
-      for (const set of this.dstSets) this.refreshMember(set, rec, present);
+      const sets = new Set(before.get(id)?.relevant ?? []);
+      if (present) for (const s of this.relevantSets(rec)) sets.add(s);
+      for (const set of sets) {
+        if (set.role === 'dst' && !dstWasNonEmpty.has(set)) dstWasNonEmpty.set(set, set.identCount > 0);
+        this.refreshMember(set, rec, present);
+        touchedSets.add(set);
+      }
       this.refreshReach(rec.slot);
       this.dropCaches(rec.slot);
     }
 
-    // Which rendered SrcIPs changed?
+    // Which rendered SrcIPs changed? Keep each set's content hash in step.
     const changedSets = new Set<PSet>();
-    if (!sameSet(routeKeysBefore, [...this.routeCount.keys()])) {
-      for (const s of this.srcSets) if (s.spec.wildcard && !s.spec.dangerAll) changedSets.add(s);
+    const routesAfter = new Set(this.routeCount.keys());
+    const routeFlips: [string, 1 | -1][] = [];
+    for (const r of routeKeysBefore) if (!routesAfter.has(r)) routeFlips.push([r, -1]);
+    for (const r of routesAfter) if (!routeKeysBefore.has(r)) routeFlips.push([r, 1]);
+    if (routeFlips.length > 0) {
+      for (const s of this.srcSets) {
+        if (!s.spec.wildcard || s.spec.dangerAll) continue;
+        changedSets.add(s);
+        for (const [r, sign] of routeFlips) if (!s.spec.literalTexts.has(r)) s.content.add(strHash(r), sign);
+      }
     }
     const touchedSlots = new Set<number>();
     for (const b of before.values()) touchedSlots.add(b.rec.slot);
     for (const a of after.values()) touchedSlots.add(a.slot);
-    for (const set of this.srcSets) {
-      if (set.spec.dangerAll || changedSets.has(set)) continue;
+    for (const set of touchedSets) {
+      if (set.role !== 'src' || set.spec.dangerAll) continue;
       // Strings the touched nodes contributed before and after; a difference changes the
       // rendering unless a literal or an untouched member provides the same string.
       const was = new Set<string>();
@@ -1617,16 +1708,31 @@ export class PolicyEngine {
       for (const b of before.values()) if (b.identSrc.has(set)) for (const ip of b.rec.ipStrings) was.add(ip);
       for (const a of after.values()) if (set.ident.has(a.slot)) for (const ip of a.ipStrings) is.add(ip);
       if (was.size === 0 && is.size === 0) continue;
-      for (const ip of [...was, ...is]) {
-        if (was.has(ip) === is.has(ip)) continue;
-        if (!this.renderHasOther(set, ip, touchedSlots)) {
-          changedSets.add(set);
-          break;
-        }
+      for (const ip of was) {
+        if (is.has(ip) || this.renderHasOther(set, ip, touchedSlots)) continue;
+        set.content.add(strHash(ip), -1);
+        changedSets.add(set);
+      }
+      for (const ip of is) {
+        if (was.has(ip) || this.renderHasOther(set, ip, touchedSlots)) continue;
+        set.content.add(strHash(ip), 1);
+        changedSets.add(set);
       }
     }
     for (const s of changedSets) this.invalidateRender(s);
     for (const u of affectedUsers) this.dropSelfRenders(u);
+    // Rules whose merge key or activeness may have moved; remember their old keys now.
+    const keyUnits: number[] = [];
+    const keysToCheck = new Set<string>();
+    this.compiled.units.forEach((u, i) => {
+      const sets = this.unitSets[i];
+      if (u.kind !== 'ip' || sets?.src == null || sets.dst === null) return;
+      const flipped = dstWasNonEmpty.has(sets.dst) && dstWasNonEmpty.get(sets.dst) !== sets.dst.identCount > 0;
+      if (!changedSets.has(sets.src) && !flipped) return;
+      keyUnits.push(i);
+      const old = this.unitKeys[i]?.[1];
+      if (old !== undefined) keysToCheck.add(old);
+    });
     this.firstPositions = null;
 
     // Filters: receivers of rules whose SrcIPs changed, touched nodes, same-user nodes.
@@ -1683,7 +1789,7 @@ export class PolicyEngine {
       if (!planEquals(oldPlan, this.cachedFilter(m).plan)) filterChanged.add(id);
     }
 
-    this.reorderedByFirstPositions(firstPosBefore, touchedIds, filterChanged);
+    this.reorderedByFirstPositions(firstPosBefore, touchedIds, filterChanged, changedSets, keyUnits, keysToCheck, affectedUsers);
 
     // Peers: every flipped pair involves a touched node.
     const peersChanged = new Set<string>();
@@ -1773,57 +1879,71 @@ export class PolicyEngine {
     before: ReadonlyMap<string, number>,
     touched: ReadonlySet<string>,
     filterChanged: Set<string>,
+    changedSets: ReadonlySet<PSet>,
+    keyUnits: readonly number[],
+    keysToCheck: Set<string>,
+    affectedUsers: ReadonlySet<string>,
   ): void {
-    const after = this.gfp();
-    const keys = new Set([...before.keys(), ...after.keys()]);
+    if (keyUnits.length === 0) return;
     const units = this.compiled.units;
-    for (const key of keys) {
-      // A key without an active global rule still exists on via routers (position = own order).
+    for (const i of keyUnits) {
+      const u = units[i];
+      const src = this.unitSets[i]?.src;
+      if (u?.kind === 'ip' && src != null) keysToCheck.add(this.unitKey(i, src, u.proto.numbers));
+    }
+    const after = this.gfp();
+    const moved = new Set<string>();
+    for (const key of keysToCheck) {
+      // A key without an active global rule still exists on via routers and self rules
+      // (position = their own order), hence Infinity.
       const p1 = before.get(key) ?? Infinity;
       const p2 = after.get(key) ?? Infinity;
-      if (p1 === p2) continue;
-      const lo = Math.min(p1, p2);
-      const hi = Math.max(p1, p2);
-      if (hi - lo <= 1) continue;
-      const candidates = new BitSet(this.capacity());
-      for (let i = 0; i < units.length; i++) {
-        const u = units[i];
-        const sets = this.unitSets[i];
-        if (u === undefined || sets?.src == null) continue;
-        if (
-          u.kind === 'ip' &&
-          sets.dst !== null &&
-          this.mergeKey(this.renderSet(sets.src), u.proto.numbers) === key
-        ) {
-          candidates.or(sets.dst.recv);
-        } else if (u.kind === 'via' && this.mergeKey(this.renderSet(sets.src), u.proto.numbers) === key) {
-          for (const n of this.nodes)
-            if (n !== undefined && this.viaHosts(u, n)) candidates.put(n.slot, true);
-        }
-      }
-      if (this.compiled.hasSelf) {
-        // Self rules share keys with global rules when their SrcIPs are equal.
-        for (let i = 0; i < units.length; i++) {
-          const u = units[i];
-          const set = this.unitSets[i]?.src;
-          if (u?.kind !== 'self-ip' || set == null) continue;
-          for (const [login, bits] of this.userNodes) {
-            if (bits.isEmpty()) continue;
-            const r = this.selfRender(u.order, set, login, false);
-            if (r.strings.length > 0 && this.mergeKey(r, u.proto.numbers) === key) candidates.or(bits);
-          }
-        }
-      }
-      candidates.forEach((slot) => {
-        const m = this.nodes[slot];
-        if (m === undefined || touched.has(m.id) || filterChanged.has(m.id)) return;
-        if (!planEquals(this.computePlan(m, before), this.computePlan(m, after))) {
-          filterChanged.add(m.id);
-          this.filterCache.delete(slot);
-        }
-      });
+      if (p1 !== p2 && Math.abs(p1 - p2) > 1) moved.add(key);
     }
+    if (moved.size === 0) return;
+    // Who holds a moved key now. Receivers of rules with changed sources are flagged already;
+    // everyone else holds the same keys as before.
+    const candidates = new BitSet(this.capacity());
+    for (let i = 0; i < units.length; i++) {
+      const u = units[i];
+      const sets = this.unitSets[i];
+      if (u === undefined || sets?.src == null) continue;
+      // Self rules render per user, so a changed source set does not flag their holders.
+      if (u.kind !== 'self-ip' && changedSets.has(sets.src)) continue;
+      if (u.kind === 'ip' && sets.dst !== null) {
+        if (moved.has(this.unitKey(i, sets.src, u.proto.numbers))) candidates.or(sets.dst.recv);
+      } else if (u.kind === 'via') {
+        if (!moved.has(this.unitKey(i, sets.src, u.proto.numbers))) continue;
+        for (const n of this.nodes) if (n !== undefined && this.viaHosts(u, n)) candidates.put(n.slot, true);
+      } else if (u.kind === 'self-ip') {
+        for (const [login, bits] of this.userNodes) {
+          if (bits.isEmpty() || affectedUsers.has(login)) continue;
+          const r = this.selfRender(u.order, sets.src, login, false);
+          if (r.strings.length > 0 && moved.has(this.mergeKey(r.key, u.proto.numbers))) candidates.or(bits);
+        }
+      }
+    }
+    candidates.forEach((slot) => {
+      const m = this.nodes[slot];
+      if (m === undefined || touched.has(m.id) || filterChanged.has(m.id)) return;
+      if (!planEquals(this.computePlan(m, before), this.computePlan(m, after))) {
+        filterChanged.add(m.id);
+        this.filterCache.delete(slot);
+      }
+    });
   }
+
+  /** Merge key of unit `i` (cached while its sources' content is unchanged). */
+  private unitKey(i: number, src: PSet, proto: readonly number[] | null): string {
+    const ck = src.content.key();
+    const cached = this.unitKeys[i];
+    if (cached !== undefined && cached[0] === ck) return cached[1];
+    const key = this.mergeKey(ck, proto);
+    this.unitKeys[i] = [ck, key];
+    return key;
+  }
+
+  private unitKeys: [string, string][] = [];
 
   /** Is `ip` rendered in `set` by a literal or by a node outside `except`? */
   private renderHasOther(set: PSet, ip: string, except: ReadonlySet<number>): boolean {
@@ -1852,7 +1972,6 @@ export class PolicyEngine {
     }));
     this.policy = policy ?? EMPTY_POLICY;
     this.compiled = compilePolicy(policy);
-    for (const s of [...this.srcSets]) this.releaseRender(s.render);
     this.filterCache.clear();
     this.peerCache.clear();
     this.peerListCache.clear();

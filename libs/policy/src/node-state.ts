@@ -19,6 +19,7 @@ import {
   type Range,
 } from './ip.js';
 import { normalizeLogin } from './syntax.js';
+import { strHash, type StrHash } from './content-hash.js';
 import type { PolicyNode } from './types.js';
 
 export interface NodeRec {
@@ -34,6 +35,8 @@ export interface NodeRec {
   /** IPv4 first, then IPv6. */
   readonly addrs: readonly Addr[];
   readonly ipStrings: readonly string[];
+  /** Hashes of ipStrings (for rendering content keys). */
+  readonly ipHashes: readonly StrHash[];
   /** `ip/32` and `ip/128` forms, same order as addrs. */
   readonly hostPrefixes: readonly string[];
   readonly subnetRoutes: readonly Prefix[];
@@ -117,6 +120,7 @@ export function makeNodeRec(n: PolicyNode, slot: number): NodeRec {
     tagged,
     addrs,
     ipStrings: addrs.map(formatAddr),
+    ipHashes: addrs.map((a) => strHash(formatAddr(a))),
     hostPrefixes: addrs.map((a) => `${formatAddr(a)}/${familyBits(a.family)}`),
     subnetRoutes,
     routeStrings: subnetRoutes.map(formatPrefix),

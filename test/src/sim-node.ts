@@ -36,6 +36,8 @@ export class SimNode {
   readonly peers = new Map<number, PeerNode>();
   self: Record<string, unknown> | undefined;
   readonly messages: MapResponse[] = [];
+  /** Sent with every register and map request, like tailscaled does. */
+  hostinfo: Record<string, unknown>;
   private listeners: (() => void)[] = [];
   private streamAbort: AbortController | undefined;
   streamDone: Promise<void> | undefined;
@@ -43,6 +45,7 @@ export class SimNode {
 
   constructor(readonly opts: SimNodeOptions) {
     this.machinePrivate = opts.machinePrivate ?? generatePrivateKey();
+    this.hostinfo = { Hostname: opts.hostname ?? 'sim', OS: 'linux', BackendLogID: 'sim' };
   }
 
   get nodeKey(): string {
@@ -71,12 +74,13 @@ export class SimNode {
 
   async register(authKey: string | null, extra: Record<string, unknown> = {}): Promise<RegisterResponse> {
     const c = this.client ?? (await this.connect());
+    if (extra.Hostinfo) this.hostinfo = extra.Hostinfo as Record<string, unknown>;
     return c.register({
       Version: this.capVersion,
       NodeKey: this.nodeKey,
       ...(authKey !== null ? { Auth: { AuthKey: authKey } } : {}),
-      Hostinfo: { Hostname: this.opts.hostname ?? 'sim', OS: 'linux', BackendLogID: 'sim' },
       ...extra,
+      Hostinfo: this.hostinfo,
     });
   }
 
@@ -88,7 +92,7 @@ export class SimNode {
       Compress: 'zstd',
       KeepAlive: true,
       Stream: true,
-      Hostinfo: { Hostname: this.opts.hostname ?? 'sim', OS: 'linux', BackendLogID: 'sim' },
+      Hostinfo: this.hostinfo,
       Endpoints: ['192.0.2.1:41641'],
       ...over,
     };

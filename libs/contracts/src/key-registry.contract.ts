@@ -147,3 +147,10 @@ export const TagNode = defineRpc(
   }),
   z.object({ node: NodeRecordSchema }),
 );
+
+/** Admin route approval: served routes are announced ∩ approved. */
+export const SetApprovedRoutes = defineRpc(
+  'keyreg.v1.set-approved-routes',
+  z.object({ nodeId: z.number().int().positive(), routes: z.array(z.string().max(64)).max(1000) }),
+  z.object({ node: NodeRecordSchema }),
+);

@@ -77,3 +77,20 @@ export const CheckTags = defineRpc(
   }),
   z.object({ ok: z.boolean(), denied: z.array(z.string()) }),
 );
+
+const policyNodeSchema = z.object({
+  id: z.string(),
+  user: z.string().nullable(),
+  tags: z.array(z.string()),
+  ipv4: z.string(),
+  ipv6: z.string(),
+  routableIPs: z.array(z.string()),
+  approvedRoutes: z.array(z.string()),
+});
+
+/** Which of a node's announced routes the policy's autoApprovers approve. */
+export const AutoApproveRoutes = defineRpc(
+  'policy.v1.auto-approve-routes',
+  z.object({ tailnetId: z.number().int().positive().default(1), node: policyNodeSchema }),
+  z.object({ routes: z.array(z.string()) }),
+);

@@ -17,6 +17,9 @@ export function bindKeyRegistry(bus: Bus, svc: KeyRegistryService, log: Logger):
       node: await svc.expireNode(req.nodeId, req.at),
     })),
     serveRpc(bus, keyRegistry.TagNode, Q, async (req) => ({ node: await svc.tagNode(req.nodeId, req.tags) })),
+    serveRpc(bus, keyRegistry.SetApprovedRoutes, Q, async (req) => ({
+      node: await svc.setApprovedRoutes(req.nodeId, req.routes),
+    })),
     serveRpc(bus, keyRegistry.ApproveNode, Q, async (req) => ({ node: await svc.approveNode(req.nodeId) })),
     serveRpc(bus, keyRegistry.Snapshot, Q, () => svc.snapshot()),
     serveRpc(bus, keyRegistry.CreatePreAuthKey, Q, (req) => svc.createPreAuthKey(req)),

@@ -113,6 +113,13 @@ export class KeyRegistryService {
   // ---------------------------------------------------------------- registration
 
   async register(input: RegisterInput): Promise<RegisterResult> {
+    const r = await this.registerInner(input);
+    if (r.kind === 'ok' && r.node.routableIPs.some((x) => !r.node.approvedRoutes.includes(x)))
+      return { ...r, node: await this.autoApprove(r.node) };
+    return r;
+  }
+
+  private async registerInner(input: RegisterInput): Promise<RegisterResult> {
     if (input.expiry !== null) {
       const at = new Date(input.expiry);
       if (at.getTime() <= this.now().getTime()) return this.logout(input);
@@ -361,8 +368,79 @@ export class KeyRegistryService {
     return { kind: 'found', node };
   }
 
+  /**
+   * Routes a node announces but has not had approved are offered to the policy's autoApprovers;
+   * approvals only ever grow this way (an admin removes them with set-approved-routes).
+   */
+  private async autoApprove(node: NodeRecord): Promise<NodeRecord> {
+    const pending = node.routableIPs.filter((r) => !node.approvedRoutes.includes(r));
+    if (pending.length === 0) return node;
+    let routes: string[];
+    try {
+      const login =
+        node.userId === null || node.tags.length > 0
+          ? null
+          : ((await callRpc(this.deps.bus, identity.GetUser, { id: node.userId })).user?.loginName ?? null);
+      routes = (
+        await callRpc(this.deps.bus, policy.AutoApproveRoutes, {
+          tailnetId: node.tailnetId,
+          node: {
+            id: String(node.id),
+            user: login,
+            tags: node.tags,
+            ipv4: node.ipv4,
+            ipv6: node.ipv6,
+            routableIPs: node.routableIPs,
+            approvedRoutes: node.approvedRoutes,
+          },
+        })
+      ).routes;
+    } catch (err) {
+      this.log.warn('could not ask the policy about route auto-approval; routes stay unapproved', {
+        nodeId: node.id,
+        err,
+      });
+      return node;
+    }
+    const add = routes.filter((r) => pending.includes(r));
+    if (add.length === 0) return node;
+    return this.tx(async (q) => {
+      const cur = await this.repo.nodeById(q, node.id, true);
+      if (!cur) return node;
+      const updated = await this.repo.updateNode(q, node.id, {
+        approvedRoutes: [...new Set([...cur.approvedRoutes, ...add])].sort(),
+      });
+      if (!updated) return node;
+      await this.emitUpsert(q, updated);
+      this.log.info('routes auto-approved by policy', { nodeId: node.id, routes: add });
+      return updated;
+    });
+  }
+
+  async setApprovedRoutes(nodeId: number, routes: string[]): Promise<NodeRecord> {
+    return this.tx(async (q) => {
+      const node = await this.repo.updateNode(q, nodeId, { approvedRoutes: [...new Set(routes)].sort() });
+      if (!node)
+        throw new KeyRegistryError(
+          'node_not_found',
+          `no node with id ${nodeId}`,
+          'list nodes with "switchboard nodes list"',
+        );
+      await this.emitUpsert(q, node);
+      this.log.info('routes approved by admin', { nodeId, routes: node.approvedRoutes });
+      return node;
+    });
+  }
+
   /** A lite map update (or the streaming request's fields): hostinfo, endpoints, disco key, capver. */
   async updateNode(input: UpdateNodeInput): Promise<{ node: NodeRecord; changed: boolean }> {
+    const r = await this.applyUpdate(input);
+    if (r.changed && r.node.routableIPs.some((x) => !r.node.approvedRoutes.includes(x)))
+      return { node: await this.autoApprove(r.node), changed: true };
+    return r;
+  }
+
+  private async applyUpdate(input: UpdateNodeInput): Promise<{ node: NodeRecord; changed: boolean }> {
     return this.tx(async (q) => {
       const node = await this.repo.nodeByKey(q, input.nodeKey, true);
       if (!node)

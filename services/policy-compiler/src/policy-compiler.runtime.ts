@@ -56,6 +56,9 @@ export class PolicyCompilerRuntime {
       })),
       serveRpc(bus, policy.RollbackPolicy, Q, (req) => svc.rollback(req.tailnetId, req.version, req.author)),
       serveRpc(bus, policy.CheckTags, Q, (req) => svc.checkTags(req.tailnetId, req.ownerLogin, req.tags)),
+      serveRpc(bus, policy.AutoApproveRoutes, Q, async (req) => ({
+        routes: await svc.autoApproveRoutes(req.tailnetId, req.node),
+      })),
     ];
   }
 

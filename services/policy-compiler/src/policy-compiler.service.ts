@@ -141,6 +141,14 @@ export class PolicyCompilerService {
     return this.set(tailnetId, target.text ?? '', `${author} (rollback to v${version})`);
   }
 
+  /** The routes the policy's autoApprovers approve for this node (only ever adds approvals). */
+  async autoApproveRoutes(tailnetId: number, node: PolicyNode): Promise<string[]> {
+    const current = await this.repo.latest(this.deps.db, tailnetId);
+    if (!current.text) return [];
+    const engine = new PolicyEngine(parsePolicy(current.text));
+    return engine.autoApprovedRoutes(node);
+  }
+
   /** tagOwners: may `ownerLogin` put these tags on keys or nodes? Without a policy no tag is owned. */
   async checkTags(
     tailnetId: number,

@@ -33,6 +33,7 @@ Admin (talks to the admin API):
   switchboard nodes list [--user NAME]
   switchboard nodes delete|expire|approve ID   (or -i/--identifier ID)
   switchboard nodes tag ID --tags tag:a,tag:b
+  switchboard nodes approve-routes ID --routes 10.0.0.0/24,0.0.0.0/0,::/0   (empty --routes= removes all)
   switchboard policy get [--version N] | set FILE | check FILE | history | rollback --version N
   switchboard policy compile --policy FILE --nodes NODES.json [--node ID]   (offline, no server)
   switchboard apikeys create [--expiration 90d] | list | expire PREFIX
@@ -95,6 +96,7 @@ export async function runAdminCli(argv: string[], io: CliIO): Promise<number> {
       nodes: { type: 'string' },
       node: { type: 'string' },
       limit: { type: 'string' },
+      routes: { type: 'string', short: 'r' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -197,6 +199,19 @@ export async function runAdminCli(argv: string[], io: CliIO): Promise<number> {
         policy: { version: number };
       };
       print(r, () => `Rolled back: the policy of version ${version} is now version ${r.policy.version}\n`);
+      return 0;
+    }
+    case 'nodes approve-routes': {
+      if (values.routes === undefined)
+        throw usageError('nodes approve-routes needs --routes a,b (or --routes= to clear)');
+      const routes = values.routes
+        .split(',')
+        .map((r) => r.trim())
+        .filter(Boolean);
+      const r = (await call('POST', `/api/v1/nodes/${encodeURIComponent(idArg())}/routes`, { routes })) as {
+        node: Row;
+      };
+      print(r.node, () => `Node ${String(r.node.id)} approved routes: ${fmt(r.node.approvedRoutes)}\n`);
       return 0;
     }
     case 'nodes tag': {

@@ -221,4 +221,38 @@ describe('policy: one process, simulated nodes', () => {
     assert.equal(await runAdminCli(['policy', 'compile', '--policy', pf, '--nodes', nf], io), 1);
     assert.match(err.join(''), /\d+:\d+/);
   });
+
+  test('announced routes are approved by autoApprovers or by an admin, and reach peers', async () => {
+    await admin('PUT', '/api/v1/policy', {
+      policy: `{
+  "acls": [ { "action": "accept", "src": ["*"], "dst": ["*:*"] } ],
+  "autoApprovers": { "routes": { "10.9.0.0/24": ["alice@"] } },
+}`,
+    });
+    const router = new SimNode({ url, hostname: 'router' });
+    nodes.push(router);
+    await router.connect();
+    const r = await router.register(await keyFor('alice'), {
+      Hostinfo: {
+        Hostname: 'router',
+        OS: 'linux',
+        BackendLogID: 'sim',
+        RoutableIPs: ['10.9.0.0/24', '10.10.0.0/24'],
+      },
+    });
+    assert.equal(r.Error ?? '', '');
+    await router.startStream();
+    const rid = router.self!.ID as number;
+    const viewer = await joinNode('viewer', await keyFor('bob'));
+    const allowed = () => (viewer.peers.get(rid)?.AllowedIPs as string[] | undefined) ?? [];
+    await waitFor(() => allowed().includes('10.9.0.0/24'), {
+      what: 'the auto-approved route in the router peer entry',
+    });
+    assert.ok(!allowed().includes('10.10.0.0/24'), 'an unapproved route is not routed');
+    await admin('POST', `/api/v1/nodes/${rid}/routes`, { routes: ['10.9.0.0/24', '10.10.0.0/24'] });
+    await waitFor(() => allowed().includes('10.10.0.0/24'), {
+      what: 'the admin-approved route to reach peers',
+    });
+    assert.deepEqual(viewer.peers.get(rid)?.PrimaryRoutes, ['10.10.0.0/24', '10.9.0.0/24']);
+  });
 });

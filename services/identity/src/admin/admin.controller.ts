@@ -154,6 +154,20 @@ export class AdminController {
     });
   }
 
+  @Post('nodes/:id/routes')
+  @HttpCode(200)
+  async approveRoutes(@Param('id') id: string, @Body() body: unknown): Promise<unknown> {
+    const req = validateMessage(
+      z.object({ routes: z.array(z.string()) }),
+      body,
+      'POST /api/v1/nodes/:id/routes',
+    );
+    return callRpc(this.bus, keyRegistry.SetApprovedRoutes, {
+      nodeId: validateMessage(idParam, id, 'node id'),
+      routes: req.routes,
+    });
+  }
+
   @Get('policy')
   async getPolicy(@Query('version') version?: string): Promise<unknown> {
     if (version !== undefined)

@@ -25,7 +25,7 @@ export const CAPVER_BY_RELEASE: Readonly<Record<string, number>> = {
   '1.80': 113,
   '1.82': 115,
   '1.84': 116,
-  '1.86': 122,
+  '1.86': 122, // v1.86.0; v1.86.5 reports 123
   '1.88': 125,
   '1.90': 130,
   '1.92': 131,

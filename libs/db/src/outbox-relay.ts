@@ -1,6 +1,7 @@
 /**
  * The outbox relay: publishes `<schema>.outbox` rows to the bus's event log in id order, with
- * msgId `<schema>:<id>`, and marks them published.
+ * msgId `<schema>:<origin>:<id>` (origin: a random id of this database's outbox), and marks them
+ * published.
  * - One relay at a time per schema publishes: on Postgres each round runs in a transaction that
  *   first takes `pg_try_advisory_xact_lock` (replicas that do not get it skip the round) and holds it
  *   while publishing; on PGlite (one process) a process-local guard plays that part, and rows are
@@ -18,7 +19,7 @@
 import { SwitchboardError, type Logger } from '@switchboard/common';
 import type { Bus } from '@switchboard/bus';
 import type { Db, Queryable } from './db.js';
-import { advisoryKey, assertSchemaName, quoteIdent } from './ident.js';
+import { advisoryKey, assertSchemaName, qualified, quoteIdent } from './ident.js';
 
 export interface OutboxRelayOptions {
   db: Db;
@@ -212,7 +213,28 @@ export class OutboxRelay {
     }
   }
 
+  private origin: string | undefined;
+
+  /** This outbox's origin id (created by the outbox DDL; created here if an older schema lacks it). */
+  private async originId(q: Queryable): Promise<string> {
+    if (this.origin) return this.origin;
+    const t = qualified(this.schema, 'outbox_origin');
+    let r = await q
+      .query<{ id: string }>(`SELECT id FROM ${t} LIMIT 1`)
+      .catch(() => ({ rows: [] as { id: string }[] }));
+    if (!r.rows[0]) {
+      await q.query(`CREATE TABLE IF NOT EXISTS ${t} (id text PRIMARY KEY)`);
+      await q.query(
+        `INSERT INTO ${t} (id) SELECT md5(random()::text || clock_timestamp()::text) WHERE NOT EXISTS (SELECT 1 FROM ${t})`,
+      );
+      r = await q.query<{ id: string }>(`SELECT id FROM ${t} LIMIT 1`);
+    }
+    this.origin = r.rows[0]!.id;
+    return this.origin;
+  }
+
   private async publishBatch(read: Queryable, mark: Queryable): Promise<RoundResult> {
+    const origin = await this.originId(read);
     const { rows } = await read.query<OutboxRow>(
       `SELECT id, subject, payload FROM ${this.table} WHERE published_at IS NULL ORDER BY id LIMIT $1`,
       [this.batchSize],
@@ -221,7 +243,7 @@ export class OutboxRelay {
     let error: Error | undefined;
     for (const row of rows) {
       try {
-        await this.bus.publishEvent(row.subject, row.payload, `${this.schema}:${row.id}`);
+        await this.bus.publishEvent(row.subject, row.payload, `${this.schema}:${origin}:${row.id}`);
         done.push(row.id);
       } catch (err) {
         error = err instanceof Error ? err : new Error(String(err));

@@ -25,6 +25,11 @@ export function outboxTableSql(schema: string): string {
     ');',
     `CREATE INDEX IF NOT EXISTS outbox_unpublished ON ${table} (id) WHERE published_at IS NULL;`,
     `CREATE INDEX IF NOT EXISTS outbox_published_at ON ${table} (published_at) WHERE published_at IS NOT NULL;`,
+    // A random identity of this database's outbox: part of every msgId, so two databases (a rebuilt
+    // deployment, parallel test runs) never deduplicate each other's events on the shared log.
+    `CREATE TABLE IF NOT EXISTS ${qualified(schema, 'outbox_origin')} (id text PRIMARY KEY);`,
+    `INSERT INTO ${qualified(schema, 'outbox_origin')} (id) SELECT md5(random()::text || clock_timestamp()::text)`,
+    `  WHERE NOT EXISTS (SELECT 1 FROM ${qualified(schema, 'outbox_origin')});`,
   ].join('\n');
 }
 

@@ -160,8 +160,11 @@ for (const backend of backends) {
           `SELECT id, subject, payload FROM "${schema}".outbox ORDER BY id`,
         );
         const before = await bus.lastEventSeq();
+        const origin = (await db.query<{ id: string }>(`SELECT id FROM "${schema}".outbox_origin`)).rows[0]!
+          .id;
         // the previous relay published the first three, then died before marking them
-        for (const r of rows.slice(0, 3)) await bus.publishEvent(r.subject, r.payload, `${schema}:${r.id}`);
+        for (const r of rows.slice(0, 3))
+          await bus.publishEvent(r.subject, r.payload, `${schema}:${origin}:${r.id}`);
         const relay = new OutboxRelay({ db, schema, bus, logger, pollMs: 20 });
         relay.start();
         await relay.waitDrained();

@@ -219,11 +219,20 @@ function hostPrefix(a: Addr): Prefix {
 
 /** Natural order for node ids: numeric ids numerically, then others lexicographically. */
 export function compareNodeIds(a: string, b: string): number {
-  const na = /^[0-9]+$/.test(a);
-  const nb = /^[0-9]+$/.test(b);
+  const na = isDigits(a);
+  const nb = isDigits(b);
   if (na && nb) return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
   if (na !== nb) return na ? -1 : 1;
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function isDigits(s: string): boolean {
+  if (s.length === 0) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
 }
 
 function popcount(b: BitSet): number {
@@ -315,7 +324,11 @@ export class PolicyEngine {
     for (const [login, groups] of options.userGroups ?? []) {
       this.externalGroups.set(normalizeLogin(login), new Set(groups.map(groupName)));
     }
+    this.bulkLoading = true;
     for (const n of options.nodes ?? []) this.addNodeRecord(n);
+    this.bulkLoading = false;
+    this.sortedIps.sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : a.slot - b.slot));
+    this.order.sort((a, b) => compareNodeIds(this.nodes[a]?.id ?? '', this.nodes[b]?.id ?? ''));
     this.rebuildSets();
   }
 
@@ -333,9 +346,14 @@ export class PolicyEngine {
     const rec = makeNodeRec(input, slot);
     this.nodes[slot] = rec;
     this.idToSlot.set(rec.id, slot);
-    if (rec.groups !== undefined && rec.user !== null) this.externalGroups.set(rec.user, new Set(rec.groups));
+    if (rec.groups !== undefined && rec.user !== null) this.setExternalGroups(rec.user, rec.groups);
     this.indexNode(rec, true);
     return rec;
+  }
+
+  private setExternalGroups(login: string, groups: readonly string[]): void {
+    this.externalGroups.set(login, new Set(groups));
+    this.groupCache.delete(login);
   }
 
   private indexNode(rec: NodeRec, on: boolean): void {
@@ -360,6 +378,10 @@ export class PolicyEngine {
       if (on) owners.add(s);
       else owners.delete(s);
       if (owners.size === 0) this.ipOwners.delete(ip);
+      if (on && this.bulkLoading) {
+        this.sortedIps.push({ ip, slot: s });
+        continue;
+      }
       const i = lowerBound(this.sortedIps, ip, s);
       if (on) this.sortedIps.splice(i, 0, { ip, slot: s });
       else if (this.sortedIps[i]?.slot === s && this.sortedIps[i]?.ip === ip) this.sortedIps.splice(i, 1);
@@ -371,17 +393,26 @@ export class PolicyEngine {
       if ((on && c === 1) || (!on && c <= 0)) this.routeRender = null;
     }
     this.rank = null;
+    if (on && this.bulkLoading) {
+      this.order.push(s);
+      return;
+    }
     const pos = lowerBoundOrder(this.order, rec.id, (slot) => this.nodes[slot]?.id ?? '');
     if (on) this.order.splice(pos, 0, s);
     else if (this.order[pos] === s) this.order.splice(pos, 1);
   }
 
+  /** True while the constructor loads nodes: sorted indexes are built once at the end. */
+  private bulkLoading = false;
+  private readonly groupCache = new Map<string, ReadonlySet<string> | undefined>();
+
   private groupsOf(login: string): ReadonlySet<string> | undefined {
+    if (this.groupCache.has(login)) return this.groupCache.get(login);
     const pol = this.policyGroupsByUser.get(login);
     const ext = this.externalGroups.get(login);
-    if (pol === undefined) return ext;
-    if (ext === undefined) return pol;
-    return new Set([...pol, ...ext]);
+    const merged = pol === undefined ? ext : ext === undefined ? pol : new Set([...pol, ...ext]);
+    this.groupCache.set(login, merged);
+    return merged;
   }
 
   private identMatch(n: NodeRec, spec: SelectorSpec): boolean {
@@ -562,6 +593,7 @@ export class PolicyEngine {
     this.unitSets = [];
     this.sshRules = [];
     this.policyGroupsByUser = new Map();
+    this.groupCache.clear();
     for (const [g, members] of this.compiled.policyGroups) {
       for (const login of members) {
         let s = this.policyGroupsByUser.get(login);
@@ -834,6 +866,20 @@ export class PolicyEngine {
     const r = this.makeRender(strings);
     m.set(key, r);
     return r;
+  }
+
+  /** A user's self SrcIPs per self unit (companions keyed by -1-order): what self rules depend on. */
+  private selfSnapshot(login: string): Map<number, string> {
+    const out = new Map<number, string>();
+    const units = this.compiled.units;
+    for (let i = 0; i < units.length; i++) {
+      const u = units[i];
+      const set = this.unitSets[i]?.src;
+      if (u === undefined || set == null) continue;
+      if (u.kind === 'self-ip' || u.kind === 'self-cap') out.set(i, this.selfRender(u.order, set, login, false).json);
+      else if (u.kind === 'self-companion') out.set(-1 - i, this.selfRender(u.order, set, login, true).json);
+    }
+    return out;
   }
 
   private dropSelfRenders(login: string): void {
@@ -1570,7 +1616,7 @@ export class PolicyEngine {
       const rec = makeNodeRec(node, old.slot);
       this.nodes[old.slot] = rec;
       if (rec.groups !== undefined && rec.user !== null)
-        this.externalGroups.set(rec.user, new Set(rec.groups));
+        this.setExternalGroups(rec.user, rec.groups);
       this.indexNode(rec, true);
     });
   }
@@ -1596,7 +1642,7 @@ export class PolicyEngine {
     if (sameSet(this.externalGroups.get(user), [...next])) return emptyChange();
     const touched = new Set(this.userNodeList(user).map((n) => n.id));
     return this.mutate(touched, new Set([user]), () => {
-      this.externalGroups.set(user, next);
+      this.setExternalGroups(user, [...next]);
     });
   }
 
@@ -1645,14 +1691,8 @@ export class PolicyEngine {
         sshRules: this.sshRulesMatching(rec),
       });
     }
-    const sameUserBefore = new Map<string, readonly PlanRule[]>();
-    if (this.compiled.hasSelf) {
-      for (const u of affectedUsers) {
-        for (const m of this.userNodeList(u)) {
-          if (!touchedIds.has(m.id)) sameUserBefore.set(m.id, this.cachedFilter(m).plan);
-        }
-      }
-    }
+    const selfBefore = new Map<string, Map<number, string>>();
+    if (this.compiled.hasSelf) for (const u of affectedUsers) selfBefore.set(u, this.selfSnapshot(u));
     const routeKeysBefore = new Set(this.routeCount.keys());
     const firstPosBefore = this.gfp();
 
@@ -1781,24 +1821,30 @@ export class PolicyEngine {
       const b = before.get(id);
       if (b === undefined || !planEquals(b.plan, this.cachedFilter(rec).plan)) filterChanged.add(id);
     }
-    for (const [id, oldPlan] of sameUserBefore) {
-      const slot = this.idToSlot.get(id);
-      const m = slot === undefined ? undefined : this.nodes[slot];
-      if (m === undefined || filterChanged.has(id)) continue;
-      this.filterCache.delete(m.slot);
-      if (!planEquals(oldPlan, this.cachedFilter(m).plan)) filterChanged.add(id);
+    // Same-user nodes: their self rules changed exactly when the user's self SrcIPs did.
+    if (this.compiled.hasSelf) {
+      for (const user of affectedUsers) {
+        const old = selfBefore.get(user) ?? new Map<number, string>();
+        const now = this.selfSnapshot(user);
+        const moved = [...now.keys()].filter((k) => old.get(k) !== now.get(k));
+        if (moved.length === 0) continue;
+        const ipOrCap = moved.some((k) => k >= 0);
+        const companions = moved.filter((k) => k < 0).map((k) => this.unitSets[-1 - k]?.src ?? null);
+        for (const m of this.userNodeList(user)) {
+          if (touchedIds.has(m.id) || filterChanged.has(m.id)) continue;
+          if (ipOrCap || companions.some((s) => s !== null && this.selfSrcHas(s, m))) {
+            filterChanged.add(m.id);
+            this.filterCache.delete(m.slot);
+          }
+        }
+      }
     }
 
     this.reorderedByFirstPositions(firstPosBefore, touchedIds, filterChanged, changedSets, keyUnits, keysToCheck, affectedUsers);
 
     // Peers: every flipped pair involves a touched node.
     const peersChanged = new Set<string>();
-    const delta = new Map<string, { added: Set<string>; removed: Set<string> }>();
-    const note = (id: string, other: string, added: boolean): void => {
-      let d = delta.get(id);
-      if (d === undefined) delta.set(id, (d = { added: new Set(), removed: new Set() }));
-      (added ? d.added : d.removed).add(other);
-    };
+    const flips: PeerFlips[] = [];
     const empty = new BitSet(32);
     for (const id of touchedIds) {
       const b = before.get(id);
@@ -1809,20 +1855,20 @@ export class PolicyEngine {
       gained.andNot(oldBits);
       const lost = oldBits.clone();
       lost.andNot(newBits);
-      const visit = (slot: number, added: boolean): void => {
+      const f: PeerFlips = { id, present: a !== undefined, gained: [], lost: [] };
+      const visit = (slot: number, list: string[]): void => {
         const other = this.nodes[slot];
         if (other === undefined) return;
         peersChanged.add(other.id);
         this.peerCache.delete(slot);
         this.peerListCache.delete(slot);
-        note(other.id, id, added);
-        if (a !== undefined) note(id, other.id, added);
+        list.push(other.id);
       };
-      gained.forEach((slot) => visit(slot, true));
-      lost.forEach((slot) => visit(slot, false));
-      if (a !== undefined && (b === undefined || !gained.isEmpty() || !lost.isEmpty())) peersChanged.add(id);
+      gained.forEach((slot) => visit(slot, f.gained));
+      lost.forEach((slot) => visit(slot, f.lost));
+      flips.push(f);
+      if (a !== undefined && (b === undefined || f.gained.length > 0 || f.lost.length > 0)) peersChanged.add(id);
     }
-    for (const id of [...delta.keys()]) if (!this.idToSlot.has(id)) delta.delete(id);
 
     // SSH (structural over-approximation) and caps (exact for touched nodes).
     const sshChanged = new Set<string>();
@@ -1853,21 +1899,9 @@ export class PolicyEngine {
       if (before.get(id)?.caps !== JSON.stringify(this.nodeCapsFor(id))) capsChanged.add(id);
     }
 
-    const peerDelta = new Map<string, PeerDelta>();
-    for (const [id, d] of delta) {
-      peerDelta.set(id, {
-        added: [...d.added].sort(compareNodeIds),
-        removed: [...d.removed].sort(compareNodeIds),
-      });
-    }
-    return {
-      changed: new Set([...filterChanged, ...peersChanged]),
-      filterChanged,
-      peersChanged,
-      sshChanged,
-      capsChanged,
-      peerDelta,
-    };
+    return new ChangeResult(filterChanged, peersChanged, sshChanged, capsChanged, flips, (id) =>
+      this.idToSlot.has(id),
+    );
   }
 
   /**
@@ -1989,13 +2023,7 @@ export class PolicyEngine {
       if (b.ssh !== JSON.stringify(this.sshPolicyFor(b.id))) sshChanged.add(b.id);
       if (b.caps !== JSON.stringify(this.nodeCapsFor(b.id))) capsChanged.add(b.id);
     }
-    return {
-      changed: new Set([...filterChanged, ...peersChanged]),
-      filterChanged,
-      peersChanged,
-      sshChanged,
-      capsChanged,
-    };
+    return new ChangeResult(filterChanged, peersChanged, sshChanged, capsChanged, null, () => true);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -2129,12 +2157,64 @@ function taggedPrincipals(addrs: readonly Addr[]): { nodeIP: string }[] {
 }
 
 function emptyChange(): PolicyChange {
-  return {
-    changed: new Set(),
-    filterChanged: new Set(),
-    peersChanged: new Set(),
-    sshChanged: new Set(),
-    capsChanged: new Set(),
-    peerDelta: new Map(),
-  };
+  return new ChangeResult(new Set(), new Set(), new Set(), new Set(), [], () => true);
+}
+
+/** Peers one touched node gained and lost (ids of nodes that exist after the change). */
+interface PeerFlips {
+  readonly id: string;
+  readonly present: boolean;
+  readonly gained: string[];
+  readonly lost: string[];
+}
+
+/** A PolicyChange whose union and per-node deltas are built only when read. */
+class ChangeResult implements PolicyChange {
+  private changedSet: Set<string> | null = null;
+  private delta: Map<string, PeerDelta> | null = null;
+
+  constructor(
+    readonly filterChanged: ReadonlySet<string>,
+    readonly peersChanged: ReadonlySet<string>,
+    readonly sshChanged: ReadonlySet<string>,
+    readonly capsChanged: ReadonlySet<string>,
+    private readonly flips: readonly PeerFlips[] | null,
+    private readonly exists: (id: string) => boolean,
+  ) {}
+
+  get changed(): ReadonlySet<string> {
+    this.changedSet ??= new Set([...this.filterChanged, ...this.peersChanged]);
+    return this.changedSet;
+  }
+
+  get peerDelta(): ReadonlyMap<string, PeerDelta> | undefined {
+    if (this.flips === null) return undefined;
+    if (this.delta === null) {
+      const acc = new Map<string, { added: Set<string>; removed: Set<string> }>();
+      const note = (id: string, other: string, added: boolean): void => {
+        let d = acc.get(id);
+        if (d === undefined) acc.set(id, (d = { added: new Set(), removed: new Set() }));
+        (added ? d.added : d.removed).add(other);
+      };
+      for (const f of this.flips) {
+        for (const x of f.gained) {
+          note(x, f.id, true);
+          if (f.present) note(f.id, x, true);
+        }
+        for (const x of f.lost) {
+          note(x, f.id, false);
+          if (f.present) note(f.id, x, false);
+        }
+      }
+      this.delta = new Map();
+      for (const [id, d] of acc) {
+        if (!this.exists(id)) continue;
+        this.delta.set(id, {
+          added: [...d.added].filter(this.exists).sort(compareNodeIds),
+          removed: [...d.removed].sort(compareNodeIds),
+        });
+      }
+    }
+    return this.delta;
+  }
 }

@@ -80,13 +80,18 @@ async function handler(
 const h2 = new NoiseHttp2Server({ handler });
 
 /** A Noise handshake, then our h2 server and our ControlClient on the two ends of a memory pair. */
-async function open(machine: MachineKeyPair, version = 131, early = false): Promise<ControlClient> {
+async function open(
+  machine: MachineKeyPair,
+  version = 131,
+  early = false,
+  server = h2,
+): Promise<ControlClient> {
   const hs = initiate(machine.private, serverKey.public, version);
   const acc = acceptInitiation(hs.initiation, serverKey.private);
   const [a, b] = memoryDuplexPair({ chunkSize: 1500 });
   const serverConn = new NoiseConn({ socket: b, session: acc.session });
   if (early) serverConn.write(encodeEarlyPayload({ nodeKeyChallenge: 'chalpub:' + '12'.repeat(32) }));
-  h2.serve(serverConn);
+  server.serve(serverConn);
   const clientConn = new NoiseConn({ socket: a, session: hs.finish(acc.response), detectEarlyPayload: true });
   return ControlClient.fromConnection(await openControlSession(clientConn), machine.public, version);
 }
@@ -175,6 +180,17 @@ void describe('HTTP/2 over Noise', () => {
     }
     assert.deepEqual(seqs, [0, 1, 2, -1]);
     assert.ok(sizes[2]! < 2_000, 'frames are compressed');
+  });
+
+  void test('idle sessions are closed after idleTimeoutMs', async () => {
+    const idle = new NoiseHttp2Server({ handler, idleTimeoutMs: 100 });
+    const c = await open(generateMachineKeyPair(), 131, false, idle);
+    assert.equal((await c.request('POST', '/echo', 'x')).status, 200);
+    // http2's idle timer is unref'd; keep the loop alive while we wait.
+    await Promise.race([c.closed, new Promise((r) => setTimeout(r, 3000))]);
+    assert.ok(c.isClosed);
+    for (let i = 0; i < 50 && idle.sessionCount > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(idle.sessionCount, 0);
   });
 
   void test('closing the server sends GOAWAY and the clients see the connection close', async () => {

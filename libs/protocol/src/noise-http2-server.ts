@@ -42,6 +42,11 @@ export interface NoiseHttp2ServerOptions {
   maxConcurrentStreams?: number;
   /** Passed to node:http2 (MB of session memory before new streams are refused; default 10). */
   maxSessionMemory?: number;
+  /**
+   * Close sessions with no HTTP/2 frame in either direction for this long (default: never).
+   * Map streams carry keep-alives every ~50-60 s, so a few minutes is safe.
+   */
+  idleTimeoutMs?: number;
 }
 
 let nextConnectionId = 1;
@@ -98,6 +103,7 @@ export class NoiseHttp2Server {
     session.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) =>
       this.onStream(stream, headers, peer),
     );
+    if (this.opts.idleTimeoutMs) session.setTimeout(this.opts.idleTimeoutMs, () => session.close());
     return session;
   }
 

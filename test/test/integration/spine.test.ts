@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { connect } from 'node:net';
 import { adminCall, serve, type RunningServer } from '@switchboard/switchboard';
 import { testLogger, waitFor } from '@switchboard/testing';
+import { configureLogging } from '@switchboard/common';
 import { SimNode } from '../../src/sim-node.js';
 
 describe('spine: one process, simulated nodes', () => {
@@ -136,7 +137,9 @@ describe('spine: one process, simulated nodes', () => {
     assert.match(r.Error ?? '', /another machine/);
   });
 
-  test('malformed requests get errors and the server keeps serving', async () => {
+  test('malformed requests get errors, a log line, and the server keeps serving', async () => {
+    const logs: string[] = [];
+    configureLogging({ level: 'warn', sink: (line) => logs.push(line) });
     const n = new SimNode({ url, hostname: 'bad' });
     nodes.push(n);
     await n.connect();
@@ -167,6 +170,14 @@ describe('spine: one process, simulated nodes', () => {
         s.on('close', () => resolve());
       });
     }
+    configureLogging({ level: 'silent' });
+    const msgs = logs.map((l) => (JSON.parse(l) as { msg: string }).msg);
+    assert.ok(msgs.filter((m) => m === 'malformed request').length >= 2, msgs.join(' | '));
+    assert.ok(msgs.includes('request refused'), 'the oversized body is logged');
+    assert.ok(
+      msgs.filter((m) => m.startsWith('refused ts2021')).length >= 2,
+      'raw /ts2021 garbage is logged',
+    );
     const ok = await joinNode('still-alive');
     assert.ok(ok.self);
   });

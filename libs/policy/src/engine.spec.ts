@@ -6,7 +6,12 @@ import { PolicyEngine } from './engine.js';
 import { parsePolicy } from './policy.js';
 import type { PolicyNode } from './types.js';
 
-const node = (id: string, user: string | null, tags: string[] = [], extra: Partial<PolicyNode> = {}): PolicyNode => ({
+const node = (
+  id: string,
+  user: string | null,
+  tags: string[] = [],
+  extra: Partial<PolicyNode> = {},
+): PolicyNode => ({
   id,
   user,
   tags,
@@ -21,14 +26,19 @@ describe('defaults', () => {
   test('a policy with neither acls nor grants allows all, like a null policy', () => {
     for (const policy of [null, parsePolicy('{"groups": {}}'), parsePolicy('// only a comment')]) {
       const e = new PolicyEngine(policy, { nodes: [node('1', 'a@x.com'), node('2', null, ['tag:t'])] });
-      assert.equal(e.filterJsonFor('1'), '[{"SrcIPs":["*"],"DstPorts":[{"IP":"*","Ports":{"First":0,"Last":65535}}]}]');
+      assert.equal(
+        e.filterJsonFor('1'),
+        '[{"SrcIPs":["*"],"DstPorts":[{"IP":"*","Ports":{"First":0,"Last":65535}}]}]',
+      );
       assert.deepEqual(e.peersOf('2'), ['1']);
       assert.equal(e.sshPolicyFor('1'), null);
     }
   });
 
   test('filters never carry SrcBits or Bits and match their JSON form', () => {
-    const p = parsePolicy('{"tagOwners": {"tag:t": []}, "acls": [{"action": "accept", "src": ["*"], "dst": ["tag:t:22"]}]}');
+    const p = parsePolicy(
+      '{"tagOwners": {"tag:t": []}, "acls": [{"action": "accept", "src": ["*"], "dst": ["tag:t:22"]}]}',
+    );
     const e = new PolicyEngine(p, { nodes: [node('1', 'a@x.com'), node('2', null, ['tag:t'])] });
     const json = e.filterJsonFor('2');
     assert.deepEqual(JSON.parse(json), e.filterFor('2'));
@@ -37,11 +47,14 @@ describe('defaults', () => {
 });
 
 describe('identity', () => {
-  const policy = parsePolicy(`{
+  const policy = parsePolicy(
+    `{
     "groups": {"group:eng": ["alice@"]},
     "tagOwners": {"tag:db": ["group:eng"], "tag:ci": ["tag:db"], "tag:open": []},
     "acls": [{"action": "accept", "src": ["group:eng", "group:sre"], "dst": ["tag:db:5432"]}],
-  }`, { externalGroups: ['sre'] });
+  }`,
+    { externalGroups: ['sre'] },
+  );
 
   test('a user token without a domain matches a login without one; tagged nodes have no user', () => {
     const e = new PolicyEngine(policy, { nodes: [node('1', 'alice'), node('2', 'alice', ['tag:db'])] });
@@ -64,9 +77,15 @@ describe('identity', () => {
     const e = new PolicyEngine(policy);
     assert.deepEqual(e.tagsAllowedFor('alice@', ['tag:db']), { ok: true, denied: [] });
     assert.deepEqual(e.tagsAllowedFor('alice@', ['tag:ci']), { ok: true, denied: [] });
-    assert.deepEqual(e.tagsAllowedFor('bob@x.com', ['tag:db', 'tag:nope']), { ok: false, denied: ['tag:db', 'tag:nope'] });
+    assert.deepEqual(e.tagsAllowedFor('bob@x.com', ['tag:db', 'tag:nope']), {
+      ok: false,
+      denied: ['tag:db', 'tag:nope'],
+    });
     assert.deepEqual(e.tagsAllowedFor('alice@', ['tag:open']), { ok: false, denied: ['tag:open'] });
-    assert.deepEqual(e.tagsAllowedForTags(['tag:db'], ['tag:ci', 'tag:db', 'tag:open']), { ok: false, denied: ['tag:open'] });
+    assert.deepEqual(e.tagsAllowedForTags(['tag:db'], ['tag:ci', 'tag:db', 'tag:open']), {
+      ok: false,
+      denied: ['tag:open'],
+    });
   });
 });
 
@@ -87,20 +106,37 @@ describe('routes, caps, ssh', () => {
 
   test('autoApprovers approve covered subnet routes; exit routes only through exitNode', () => {
     const announce = ['10.1.0.0/16', '172.16.0.0/12', '0.0.0.0/0', '::/0'];
-    assert.deepEqual(e.autoApprovedRoutes(node('1', null, ['tag:router'], { routableIPs: announce })), ['10.1.0.0/16']);
-    assert.deepEqual(e.autoApprovedRoutes(node('2', null, ['tag:exit'], { routableIPs: announce })), ['0.0.0.0/0', '::/0']);
-    assert.deepEqual(e.autoApprovedRoutes(node('3', 'alice@x.com', [], { routableIPs: ['192.168.5.0/24'] })), [
-      '192.168.5.0/24',
+    assert.deepEqual(e.autoApprovedRoutes(node('1', null, ['tag:router'], { routableIPs: announce })), [
+      '10.1.0.0/16',
     ]);
-    assert.deepEqual(e.autoApprovedRoutes(node('4', 'bob@x.com', [], { routableIPs: ['192.168.5.0/24'] })), []);
+    assert.deepEqual(e.autoApprovedRoutes(node('2', null, ['tag:exit'], { routableIPs: announce })), [
+      '0.0.0.0/0',
+      '::/0',
+    ]);
+    assert.deepEqual(
+      e.autoApprovedRoutes(node('3', 'alice@x.com', [], { routableIPs: ['192.168.5.0/24'] })),
+      ['192.168.5.0/24'],
+    );
+    assert.deepEqual(
+      e.autoApprovedRoutes(node('4', 'bob@x.com', [], { routableIPs: ['192.168.5.0/24'] })),
+      [],
+    );
   });
 
   test('nodeAttrs and randomizeClientPort become node capabilities', () => {
     e.upsertNode(node('1', null, ['tag:router']));
     e.upsertNode(node('9', 'bob@x.com'));
     e.upsertNode(node('5', 'bob@x.com'));
-    assert.deepEqual(e.nodeCapsFor('1'), { 'randomize-client-port': null, mullvad: null, 'nextdns:abc': null });
-    assert.deepEqual(e.nodeCapsFor('9'), { 'randomize-client-port': null, mullvad: null, 'nextdns:abc': null });
+    assert.deepEqual(e.nodeCapsFor('1'), {
+      'randomize-client-port': null,
+      mullvad: null,
+      'nextdns:abc': null,
+    });
+    assert.deepEqual(e.nodeCapsFor('9'), {
+      'randomize-client-port': null,
+      mullvad: null,
+      'nextdns:abc': null,
+    });
     assert.deepEqual(e.nodeCapsFor('5'), { 'randomize-client-port': null });
   });
 
@@ -125,21 +161,34 @@ describe('input checks', () => {
     assert.throws(() => e.upsertNode(node('1', 'a@x.com', [], { ipv4: '1.2.3' })), ValidationError);
     assert.throws(() => e.upsertNode(node('1', 'a@x.com', [], { ipv4: '', ipv6: '' })), ValidationError);
     assert.throws(() => e.upsertNode(node('1', 'a@x.com', ['web'])), ValidationError);
-    assert.throws(() => e.upsertNode(node('1', 'a@x.com', [], { routableIPs: ['10.0.0.1'] })), ValidationError);
+    assert.throws(
+      () => e.upsertNode(node('1', 'a@x.com', [], { routableIPs: ['10.0.0.1'] })),
+      ValidationError,
+    );
     assert.throws(() => e.filterFor('nope'), /unknown node/);
     assert.equal(e.removeNode('nope').changed.size, 0);
   });
 
   test('served routes are announced ∩ approved; announcing an exit route alone does nothing', () => {
-    const p = parsePolicy('{"hosts": {"lan": "10.0.0.0/8"}, "acls": [{"action": "accept", "src": ["*"], "dst": ["lan:22", "autogroup:internet:*"]}]}');
+    const p = parsePolicy(
+      '{"hosts": {"lan": "10.0.0.0/8"}, "acls": [{"action": "accept", "src": ["*"], "dst": ["lan:22", "autogroup:internet:*"]}]}',
+    );
     const e = new PolicyEngine(p, {
       nodes: [
         node('1', 'a@x.com'),
-        node('2', null, ['tag:r'], { routableIPs: ['10.1.0.0/16', '0.0.0.0/0', '::/0'], approvedRoutes: ['10.2.0.0/16'] }),
+        node('2', null, ['tag:r'], {
+          routableIPs: ['10.1.0.0/16', '0.0.0.0/0', '::/0'],
+          approvedRoutes: ['10.2.0.0/16'],
+        }),
       ],
     });
     assert.deepEqual(e.filterFor('2'), []);
-    e.upsertNode(node('2', null, ['tag:r'], { routableIPs: ['10.1.0.0/16', '0.0.0.0/0', '::/0'], approvedRoutes: ['10.1.0.0/16', '0.0.0.0/0'] }));
+    e.upsertNode(
+      node('2', null, ['tag:r'], {
+        routableIPs: ['10.1.0.0/16', '0.0.0.0/0', '::/0'],
+        approvedRoutes: ['10.1.0.0/16', '0.0.0.0/0'],
+      }),
+    );
     const dsts = e.filterFor('2').flatMap((r) => (r.DstPorts ?? []).map((d) => d.IP));
     assert.ok(dsts.includes('10.0.0.0/8'));
     assert.ok(dsts.includes('11.0.0.0-100.63.255.255'));

@@ -39,7 +39,6 @@ import {
   INTERNET_SET,
   rangeContains,
   rangeContainsAddr,
-  rangesOverlap,
   WILDCARD_SET,
   type Addr,
   type Prefix,
@@ -252,7 +251,8 @@ function planEquals(a: readonly PlanRule[] | undefined, b: readonly PlanRule[] |
     const x = a[i];
     const y = b[i];
     if (x === undefined || y === undefined) return false;
-    if ((x.src !== y.src && x.src.json !== y.src.json) || protoKey(x.proto) !== protoKey(y.proto)) return false;
+    if ((x.src !== y.src && x.src.json !== y.src.json) || protoKey(x.proto) !== protoKey(y.proto))
+      return false;
     if (x.dst.length !== y.dst.length) return false;
     for (let j = 0; j < x.dst.length; j++) {
       const p = x.dst[j];
@@ -856,7 +856,7 @@ export class PolicyEngine {
   private selfRender(unitOrder: number, set: PSet, login: string, all: boolean): Render {
     const key = all ? -1 - unitOrder : unitOrder;
     let m = this.selfRenders.get(login);
-    if (m === undefined) this.selfRenders.set(login, (m = new Map()));
+    if (m === undefined) this.selfRenders.set(login, (m = new Map<number, Render>()));
     const hit = m.get(key);
     if (hit !== undefined) return hit;
     const strings: string[] = [];
@@ -876,7 +876,8 @@ export class PolicyEngine {
       const u = units[i];
       const set = this.unitSets[i]?.src;
       if (u === undefined || set == null) continue;
-      if (u.kind === 'self-ip' || u.kind === 'self-cap') out.set(i, this.selfRender(u.order, set, login, false).json);
+      if (u.kind === 'self-ip' || u.kind === 'self-cap')
+        out.set(i, this.selfRender(u.order, set, login, false).json);
       else if (u.kind === 'self-companion') out.set(-1 - i, this.selfRender(u.order, set, login, true).json);
     }
     return out;
@@ -1497,7 +1498,10 @@ export class PolicyEngine {
         return !tagged && user !== null && (this.groupsOf(user)?.has(owner.name) ?? false);
       case 'tag':
         return tags.has(owner.name);
-      default:
+      case 'autogroup':
+      case 'host':
+      case 'prefix':
+      case 'wildcard':
         return false;
     }
   }
@@ -1615,8 +1619,7 @@ export class PolicyEngine {
       this.indexNode(old, false);
       const rec = makeNodeRec(node, old.slot);
       this.nodes[old.slot] = rec;
-      if (rec.groups !== undefined && rec.user !== null)
-        this.setExternalGroups(rec.user, rec.groups);
+      if (rec.groups !== undefined && rec.user !== null) this.setExternalGroups(rec.user, rec.groups);
       this.indexNode(rec, true);
     });
   }
@@ -1767,7 +1770,8 @@ export class PolicyEngine {
     this.compiled.units.forEach((u, i) => {
       const sets = this.unitSets[i];
       if (u.kind !== 'ip' || sets?.src == null || sets.dst === null) return;
-      const flipped = dstWasNonEmpty.has(sets.dst) && dstWasNonEmpty.get(sets.dst) !== sets.dst.identCount > 0;
+      const flipped =
+        dstWasNonEmpty.has(sets.dst) && dstWasNonEmpty.get(sets.dst) !== sets.dst.identCount > 0;
       if (!changedSets.has(sets.src) && !flipped) return;
       keyUnits.push(i);
       const old = this.unitKeys[i]?.[1];
@@ -1840,7 +1844,15 @@ export class PolicyEngine {
       }
     }
 
-    this.reorderedByFirstPositions(firstPosBefore, touchedIds, filterChanged, changedSets, keyUnits, keysToCheck, affectedUsers);
+    this.reorderedByFirstPositions(
+      firstPosBefore,
+      touchedIds,
+      filterChanged,
+      changedSets,
+      keyUnits,
+      keysToCheck,
+      affectedUsers,
+    );
 
     // Peers: every flipped pair involves a touched node.
     const peersChanged = new Set<string>();
@@ -1867,7 +1879,8 @@ export class PolicyEngine {
       gained.forEach((slot) => visit(slot, f.gained));
       lost.forEach((slot) => visit(slot, f.lost));
       flips.push(f);
-      if (a !== undefined && (b === undefined || f.gained.length > 0 || f.lost.length > 0)) peersChanged.add(id);
+      if (a !== undefined && (b === undefined || f.gained.length > 0 || f.lost.length > 0))
+        peersChanged.add(id);
     }
 
     // SSH (structural over-approximation) and caps (exact for touched nodes).

@@ -22,13 +22,17 @@ interface CaptureCase {
   error?: string;
   policy: unknown;
   nodes?: PolicyNode[];
-  expect?: Record<string, { filter?: FilterRule[]; peers?: string[]; ssh?: SshPolicy | null; capMap?: string[] }>;
+  expect?: Record<
+    string,
+    { filter?: FilterRule[]; peers?: string[]; ssh?: SshPolicy | null; capMap?: string[] }
+  >;
 }
 
 /** Captures where Switchboard knowingly differs from SaaS (see README "Differences"). */
 const SKIP: Record<string, string> = {
   'ssh-e1': 'SaaS reports an uppercase localpart domain as "PASSKEY is not associated"; we name the domain',
-  'sshtest-malformed-dst-bare-ipv6': 'SaaS rejects a bare IPv6 sshTests dst at evaluation; we accept it (as headscale)',
+  'sshtest-malformed-dst-bare-ipv6':
+    'SaaS rejects a bare IPv6 sshTests dst at evaluation; we accept it (as headscale)',
   'nodeattrs-attr-c1-funnel': 'Funnel is not supported: the funnel nodeAttr is rejected',
   'nodeattrs-funnel-f1-tag': 'Funnel is not supported: the funnel nodeAttr is rejected',
   'nodeattrs-funnel-f2-user': 'Funnel is not supported: the funnel nodeAttr is rejected',
@@ -50,9 +54,7 @@ function policyText(policy: unknown): string {
 
 function canonicalSsh(p: SshPolicy | null | undefined): string {
   if (p === null || p === undefined || p.rules.length === 0) return 'null';
-  return JSON.stringify(
-    p.rules.map((r) => ({ ...r, principals: r.principals.map((x) => x.nodeIP).sort() })),
-  );
+  return JSON.stringify(p.rules.map((r) => ({ ...r, principals: r.principals.map((x) => x.nodeIP).sort() })));
 }
 
 function runCapture(category: string, c: CaptureCase): void {
@@ -65,13 +67,20 @@ function runCapture(category: string, c: CaptureCase): void {
   }
   const engine =
     policy !== null && c.nodes !== undefined
-      ? new PolicyEngine(policy, { nodes: withAutoApproval(policy, c.nodes), sshCheckUrlBase: 'https://unused' })
+      ? new PolicyEngine(policy, {
+          nodes: withAutoApproval(policy, c.nodes),
+          sshCheckUrlBase: 'https://unused',
+        })
       : null;
   const failures = policy !== null && engine !== null ? runPolicyTests(policy, engine) : [];
   if (c.status !== 200) {
-    assert.ok(error !== null || failures.length > 0, `${c.name}: SaaS rejected this policy (${c.error ?? ''})`);
+    assert.ok(
+      error !== null || failures.length > 0,
+      `${c.name}: SaaS rejected this policy (${c.error ?? ''})`,
+    );
     const message = error instanceof PolicyError ? error.message : failures.map((f) => f.message).join('\n');
-    if (c.error !== undefined) assert.ok(message.includes(c.error), `want ${JSON.stringify(c.error)}, got ${message}`);
+    if (c.error !== undefined)
+      assert.ok(message.includes(c.error), `want ${JSON.stringify(c.error)}, got ${message}`);
     return;
   }
   assert.equal(error, null, `${c.name}: unexpected error ${String(error)}`);
@@ -85,12 +94,17 @@ function runCapture(category: string, c: CaptureCase): void {
   }
   for (const [node, want] of Object.entries(c.expect ?? {})) {
     if (want.filter !== undefined) {
-      assert.deepEqual(normalizeFilter(engine.filterFor(node)), normalizeFilter(want.filter), `${node}: filter`);
+      assert.deepEqual(
+        normalizeFilter(engine.filterFor(node)),
+        normalizeFilter(want.filter),
+        `${node}: filter`,
+      );
     }
     if (want.peers !== undefined) {
       assert.deepEqual([...engine.peersOf(node)].sort(), [...want.peers].sort(), `${node}: peers`);
     }
-    if (want.ssh !== undefined) assert.equal(canonicalSsh(engine.sshPolicyFor(node)), canonicalSsh(want.ssh), `${node}: ssh`);
+    if (want.ssh !== undefined)
+      assert.equal(canonicalSsh(engine.sshPolicyFor(node)), canonicalSsh(want.ssh), `${node}: ssh`);
     if (want.capMap !== undefined) {
       const got: string[] = Object.keys(engine.nodeCapsFor(node)).filter((k) => attrs.has(k));
       assert.deepEqual(got.sort(), want.capMap.filter((k) => attrs.has(k)).sort(), `${node}: caps`);
@@ -102,7 +116,9 @@ describe('golden: Tailscale SaaS captures', () => {
   for (const file of listTestdata('golden/captures/')) {
     const category = file.replace(/\.jsonl$/, '');
     describe(category, () => {
-      const lines = readTestdata(`golden/captures/${file}`).split('\n').filter((l) => l.trim() !== '');
+      const lines = readTestdata(`golden/captures/${file}`)
+        .split('\n')
+        .filter((l) => l.trim() !== '');
       for (const line of lines) {
         const c = JSON.parse(line) as CaptureCase;
         const skip = SKIP[c.name];

@@ -137,7 +137,7 @@ class Parser {
   parseValue(): JsonNode {
     this.skipTrivia();
     if (this.atEnd()) this.fail('unexpected end of input, expected a value');
-    const c = this.text[this.pos];
+    const c = this.text[this.pos] ?? '';
     switch (c) {
       case '{':
         return this.parseObject();
@@ -154,7 +154,7 @@ class Parser {
       case 'n':
         return this.parseLiteral('null', { kind: 'null', loc: this.loc() });
       default:
-        if (c === '-' || (c !== undefined && c >= '0' && c <= '9')) return this.parseNumber();
+        if (c === '-' || (c >= '0' && c <= '9')) return this.parseNumber();
         return this.fail(`invalid character ${this.describeChar()} looking for beginning of value`);
     }
   }
@@ -206,7 +206,7 @@ class Parser {
       if (c === 92 /* \ */) {
         out += t.slice(chunkStart, this.pos);
         const escLoc = this.loc();
-        const e = t[this.pos + 1];
+        const e = t[this.pos + 1] ?? '';
         switch (e) {
           case '"':
           case '\\':
@@ -236,7 +236,7 @@ class Parser {
             break;
           }
           default:
-            this.fail(`invalid escape character ${JSON.stringify(e ?? '')} in string literal`, escLoc);
+            this.fail(`invalid escape character ${JSON.stringify(e)} in string literal`, escLoc);
         }
         this.advance(2);
         chunkStart = this.pos;

@@ -56,7 +56,13 @@ const POLICIES: Record<string, string> = {
 
 const USERS = ['alice@example.com', 'bob@example.com', 'carol@example.com', 'dave@example.org'];
 const TAGS = ['tag:web', 'tag:db', 'tag:router', 'tag:exit', 'tag:a', 'tag:b', 'tag:c'];
-const ROUTES = [['10.1.0.0/16'], ['10.2.0.0/16'], ['192.168.0.0/24'], ['0.0.0.0/0', '::/0'], ['10.1.0.0/16', '10.2.0.0/16']];
+const ROUTES = [
+  ['10.1.0.0/16'],
+  ['10.2.0.0/16'],
+  ['192.168.0.0/24'],
+  ['0.0.0.0/0', '::/0'],
+  ['10.1.0.0/16', '10.2.0.0/16'],
+];
 const GROUPS = ['sre', 'x', 'eng'];
 
 /** Small deterministic PRNG (mulberry32). */
@@ -125,7 +131,11 @@ function checkChange(
   const peers = diffIds(before, after, 'peers');
   assert.deepEqual([...change.filterChanged].sort(), [...filters].sort(), `${label}: filterChanged`);
   assert.deepEqual([...change.peersChanged].sort(), [...peers].sort(), `${label}: peersChanged`);
-  assert.deepEqual([...change.changed].sort(), [...new Set([...filters, ...peers])].sort(), `${label}: changed`);
+  assert.deepEqual(
+    [...change.changed].sort(),
+    [...new Set([...filters, ...peers])].sort(),
+    `${label}: changed`,
+  );
   for (const id of change.peerDelta === undefined ? [] : change.peersChanged) {
     const d = change.peerDelta?.get(id);
     const prev = new Set(before[id]?.peers ?? []);
@@ -143,7 +153,13 @@ function checkChange(
   }
 }
 
-function runSequence(policyName: string, policyText: string | null, seed: number, steps: number, queryEvery: number): void {
+function runSequence(
+  policyName: string,
+  policyText: string | null,
+  seed: number,
+  steps: number,
+  queryEvery: number,
+): void {
   const policy = policyText === null ? null : parsePolicy(policyText, { externalGroups: 'any' });
   const r = rng(seed);
   const w: World = { nodes: new Map(), groups: new Map() };

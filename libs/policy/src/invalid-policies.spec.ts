@@ -25,11 +25,14 @@ for (const file of files) {
       (e: unknown) => {
         assert.ok(e instanceof PolicyError, 'throws PolicyError');
         assert.equal(e.code, 'invalid_policy');
-        assert.deepEqual({ line: e.line, column: e.column, message: e.reason }, {
-          line: Number(line),
-          column: Number(column),
-          message,
-        });
+        assert.deepEqual(
+          { line: e.line, column: e.column, message: e.reason },
+          {
+            line: Number(line),
+            column: Number(column),
+            message,
+          },
+        );
         assert.ok(e.message.startsWith(`${line}:${column}: ${message}`), 'message carries the location');
         return true;
       },

@@ -17,7 +17,8 @@ import {
 
 test('IPv4 parsing is strict', () => {
   assert.equal(canonicalAddr('100.64.0.1'), '100.64.0.1');
-  for (const bad of ['1.2.3', '1.2.3.4.5', '256.1.1.1', '01.2.3.4', '1.2.3.-1', '']) assert.equal(parseAddr(bad), null, bad);
+  for (const bad of ['1.2.3', '1.2.3.4.5', '256.1.1.1', '01.2.3.4', '1.2.3.-1', ''])
+    assert.equal(parseAddr(bad), null, bad);
 });
 
 test('IPv6 formats like Go (RFC 5952)', () => {
@@ -70,10 +71,16 @@ test('the wildcard and internet sets render as Tailscale does', () => {
 test('range text, sets and prefix decomposition', () => {
   const r = parseRangeText('100.64.0.0-100.115.91.255');
   assert.ok(r !== null && r[0] !== undefined);
-  assert.deepEqual(rangeToPrefixes(r[0]).map(formatPrefix).slice(0, 3), ['100.64.0.0/11', '100.96.0.0/12', '100.112.0.0/15']);
+  assert.deepEqual(rangeToPrefixes(r[0]).map(formatPrefix).slice(0, 3), [
+    '100.64.0.0/11',
+    '100.96.0.0/12',
+    '100.112.0.0/15',
+  ]);
   assert.equal(parseRangeText('*')?.length, 2);
   assert.equal(parseRangeText('10.0.0.9-10.0.0.1'), null);
-  const set = IPSet.of(['10.0.0.0/8', '10.1.0.0/16', '11.0.0.0/8'].map((s) => parsePrefix(s)).filter((p) => p !== null));
+  const set = IPSet.of(
+    ['10.0.0.0/8', '10.1.0.0/16', '11.0.0.0/8'].map((s) => parsePrefix(s)).filter((p) => p !== null),
+  );
   assert.deepEqual(set.ranges.map(formatRange), ['10.0.0.0/7']);
   const minus = set.subtract(IPSet.of([parsePrefix('10.128.0.0/9')].filter((p) => p !== null)));
   assert.deepEqual(minus.ranges.map(formatRange), ['10.0.0.0/9', '11.0.0.0/8']);

@@ -24,10 +24,13 @@ test('perf smoke: 3000 nodes x 300 rules, incremental joins and leaves', (t) => 
     const x = r();
     return x < 0.5 ? pick(Object.keys(groups)) : x < 0.8 ? pick(tags) : x < 0.97 ? pick(users) : '*';
   };
-  const dst = (): string => `${r() < 0.6 ? pick(tags) : pick(Object.keys(groups))}:${pick(['22', '443', '*'])}`;
+  const dst = (): string =>
+    `${r() < 0.6 ? pick(tags) : pick(Object.keys(groups))}:${pick(['22', '443', '*'])}`;
   const acls = Array.from({ length: 300 }, () => ({ action: 'accept', src: [src()], dst: [dst(), dst()] }));
   acls.push({ action: 'accept', src: ['autogroup:member'], dst: ['autogroup:self:*'] });
-  const policy = parsePolicy(JSON.stringify({ groups, tagOwners: Object.fromEntries(tags.map((x) => [x, []])), acls }));
+  const policy = parsePolicy(
+    JSON.stringify({ groups, tagOwners: Object.fromEntries(tags.map((x) => [x, []])), acls }),
+  );
   const node = (i: number): PolicyNode => {
     const tagged = r() < 0.3;
     return {
@@ -60,7 +63,9 @@ test('perf smoke: 3000 nodes x 300 rules, incremental joins and leaves', (t) => 
   t.diagnostic(
     `build ${build.toFixed(0)} ms, all filters ${filters.toFixed(0)} ms, join p50 ${joins[25]?.toFixed(2)} ms max ${joins[49]?.toFixed(2)} ms`,
   );
-  const fresh = new PolicyEngine(policy, { nodes: nodes.filter((n) => !(Number(n.id) >= 100 && Number(n.id) < 120)) });
+  const fresh = new PolicyEngine(policy, {
+    nodes: nodes.filter((n) => !(Number(n.id) >= 100 && Number(n.id) < 120)),
+  });
   for (const id of fresh.nodeIds().filter((_, i) => i % 37 === 0)) {
     assert.equal(engine.filterJsonFor(id), fresh.filterJsonFor(id), id);
     assert.deepEqual(engine.peersOf(id), fresh.peersOf(id), id);

@@ -10,9 +10,33 @@ import { parsePolicy } from './policy.js';
 import type { PolicyNode } from './types.js';
 
 const nodes: PolicyNode[] = [
-  { id: '1', user: 'alice@x.com', tags: [], ipv4: '100.64.0.1', ipv6: 'fd7a:115c:a1e0::1', routableIPs: [], approvedRoutes: [] },
-  { id: '2', user: null, tags: ['tag:db'], ipv4: '100.64.0.2', ipv6: 'fd7a:115c:a1e0::2', routableIPs: [], approvedRoutes: [] },
-  { id: '3', user: 'bob@x.com', tags: [], ipv4: '100.64.0.3', ipv6: 'fd7a:115c:a1e0::3', routableIPs: [], approvedRoutes: [] },
+  {
+    id: '1',
+    user: 'alice@x.com',
+    tags: [],
+    ipv4: '100.64.0.1',
+    ipv6: 'fd7a:115c:a1e0::1',
+    routableIPs: [],
+    approvedRoutes: [],
+  },
+  {
+    id: '2',
+    user: null,
+    tags: ['tag:db'],
+    ipv4: '100.64.0.2',
+    ipv6: 'fd7a:115c:a1e0::2',
+    routableIPs: [],
+    approvedRoutes: [],
+  },
+  {
+    id: '3',
+    user: 'bob@x.com',
+    tags: [],
+    ipv4: '100.64.0.3',
+    ipv6: 'fd7a:115c:a1e0::3',
+    routableIPs: [],
+    approvedRoutes: [],
+  },
 ];
 
 const base = `{
@@ -41,7 +65,11 @@ test('a contradictory accept is reported at the destination that fails', () => {
 }`);
   const failures = runPolicyTests(p, nodes);
   assert.deepEqual(failures, [
-    { line: 8, column: 37, message: 'test(s) failed: bob@x.com -> tag:db:5432: expected ALLOWED, got DENIED' },
+    {
+      line: 8,
+      column: 37,
+      message: 'test(s) failed: bob@x.com -> tag:db:5432: expected ALLOWED, got DENIED',
+    },
   ]);
   const err = policyTestsError(failures);
   assert.equal(err.code, 'invalid_policy');

@@ -1,7 +1,15 @@
 /** The grammars inside policy strings: selectors, ports, protocols, grant ip entries, durations. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatGoDuration, parseAlias, parseGoDuration, parseGrantIp, parsePorts, parseProto, splitHostPort } from './syntax.js';
+import {
+  formatGoDuration,
+  parseAlias,
+  parseGoDuration,
+  parseGrantIp,
+  parsePorts,
+  parseProto,
+  splitHostPort,
+} from './syntax.js';
 
 test('selectors are classified in headscale order', () => {
   const kind = (s: string): string => {
@@ -23,10 +31,19 @@ test('selectors are classified in headscale order', () => {
 
 test('port lists and their errors', () => {
   assert.deepEqual(parsePorts('*'), { ok: true, value: [{ first: 0, last: 65535 }] });
-  assert.deepEqual(parsePorts('22,80-90'), { ok: true, value: [{ first: 22, last: 22 }, { first: 80, last: 90 }] });
+  assert.deepEqual(parsePorts('22,80-90'), {
+    ok: true,
+    value: [
+      { first: 22, last: 22 },
+      { first: 80, last: 90 },
+    ],
+  });
   assert.deepEqual(parsePorts('1-65535'), { ok: true, value: [{ first: 1, last: 65535 }] });
   assert.deepEqual(parsePorts('0'), { ok: false, error: "first port must be >0, or use '*' for wildcard" });
-  assert.deepEqual(parsePorts('9-1'), { ok: false, error: 'invalid port range: first port is greater than last port' });
+  assert.deepEqual(parsePorts('9-1'), {
+    ok: false,
+    error: 'invalid port range: first port is greater than last port',
+  });
   assert.deepEqual(parsePorts('1-2-3'), { ok: false, error: 'invalid port range format' });
   assert.deepEqual(parsePorts('70000'), { ok: false, error: 'port number out of range' });
   assert.deepEqual(parsePorts('ssh'), { ok: false, error: 'invalid first integer' });
@@ -51,10 +68,19 @@ test('protocols', () => {
 });
 
 test('grant ip entries', () => {
-  assert.deepEqual(parseGrantIp('*'), { ok: true, value: { proto: { name: '', numbers: null }, ports: [{ first: 0, last: 65535 }] } });
+  assert.deepEqual(parseGrantIp('*'), {
+    ok: true,
+    value: { proto: { name: '', numbers: null }, ports: [{ first: 0, last: 65535 }] },
+  });
   assert.deepEqual(parseGrantIp('tcp:80,443'), {
     ok: true,
-    value: { proto: { name: 'tcp', numbers: [6] }, ports: [{ first: 80, last: 80 }, { first: 443, last: 443 }] },
+    value: {
+      proto: { name: 'tcp', numbers: [6] },
+      ports: [
+        { first: 80, last: 80 },
+        { first: 443, last: 443 },
+      ],
+    },
   });
   assert.deepEqual(parseGrantIp('icmp:*').ok, true);
   assert.deepEqual(parseGrantIp('icmp'), { ok: false, error: 'port range "icmp": invalid first integer' });

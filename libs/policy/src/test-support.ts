@@ -49,7 +49,9 @@ export function withAutoApproval(policy: Policy | null, nodes: readonly PolicyNo
 }
 
 /** Every output of an engine, for equality checks between incremental and fresh engines. */
-export function snapshot(engine: PolicyEngine): Record<string, { filter: string; peers: string[]; ssh: string; caps: string }> {
+export function snapshot(
+  engine: PolicyEngine,
+): Record<string, { filter: string; peers: string[]; ssh: string; caps: string }> {
   const out: Record<string, { filter: string; peers: string[]; ssh: string; caps: string }> = {};
   for (const id of engine.nodeIds()) {
     out[id] = {

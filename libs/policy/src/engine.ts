@@ -27,11 +27,15 @@ import {
   type SelectorSpec,
   SpecFactory,
   type Unit,
+  isSingle,
   userDomainOf,
 } from './compile.js';
 import {
   ALL4,
   ALL6,
+  CGNAT,
+  TAILSCALE_ULA,
+  rangesOverlap,
   formatPrefix,
   formatRange,
   parsePrefix,
@@ -44,7 +48,14 @@ import {
   type Prefix,
   type Range,
 } from './ip.js';
-import { groupName, makeNodeRec, nodeIpIn, nodeRoutesOverlap, type NodeRec } from './node-state.js';
+import {
+  groupName,
+  makeNodeRec,
+  nodeIpIn,
+  nodeIsOdd,
+  nodeRoutesOverlap,
+  type NodeRec,
+} from './node-state.js';
 import { EMPTY_POLICY } from './policy.js';
 import { normalizeLogin } from './syntax.js';
 import type {
@@ -666,7 +677,9 @@ export class PolicyEngine {
         }
       }
     }
-    const addrNodes = live.filter((n) => n.subnetRoutes.length > 0 || n.isExit);
+    // Nodes that can match an address outside the Tailscale ranges: routers, exit nodes and
+    // nodes with addresses of their own outside 100.64.0.0/10 and fd7a:115c:a1e0::/48.
+    const special = live.filter((n) => n.subnetRoutes.length > 0 || n.isExit || nodeIsOdd(n));
     for (const set of [...this.srcSets, ...this.dstSets]) {
       const spec = set.spec;
       set.ident.clearAll();
@@ -699,12 +712,8 @@ export class PolicyEngine {
         set.capRecv.clearAll();
         set.capRecv.or(set.ident);
       }
-      if (spec.hasAddr) {
-        // Address matches can involve any node; evaluate each (only sets with literals/wildcards).
-        for (const n of live) this.refreshMember(set, n, true);
-      } else if (set.role === 'src') {
-        for (const n of addrNodes) this.refreshMember(set, n, true);
-      }
+      if (spec.hasAddr)
+        for (const n of this.addrCandidates(spec, live, special)) this.refreshMember(set, n, true);
     }
     for (const s of this.srcSets) this.computeContent(s);
     for (const s of this.edgeSrcSets) {
@@ -715,6 +724,28 @@ export class PolicyEngine {
       d.reach.clearAll();
       for (const s of d.partners) d.reach.or(s.peer);
     }
+  }
+
+  /** Nodes whose address bits in a set with address parts may be set (a superset). */
+  private addrCandidates(
+    spec: SelectorSpec,
+    live: readonly NodeRec[],
+    special: readonly NodeRec[],
+  ): Iterable<NodeRec> {
+    if (spec.wildcard || spec.dangerAll) return live;
+    const inside = spec.literals.filter(
+      (l) => rangesOverlap(l.prefix, CGNAT) || rangesOverlap(l.prefix, TAILSCALE_ULA),
+    );
+    if (inside.length === 0) return special;
+    if (inside.some((l) => !isSingle(l.prefix))) return live;
+    const out = new Set(special);
+    for (const l of inside) {
+      for (const slot of this.ipOwners.get(l.text) ?? []) {
+        const n = this.nodes[slot];
+        if (n !== undefined) out.add(n);
+      }
+    }
+    return out;
   }
 
   private compileSshRule(factory: SpecFactory, rule: SshRule): SshCompiled {

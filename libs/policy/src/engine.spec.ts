@@ -105,9 +105,11 @@ describe('routes, caps, ssh', () => {
   const e = new PolicyEngine(policy, { sshCheckUrlBase: 'https://sb.example' });
 
   test('autoApprovers approve covered subnet routes; exit routes only through exitNode', () => {
-    const announce = ['10.1.0.0/16', '172.16.0.0/12', '0.0.0.0/0', '::/0'];
+    // A 0.0.0.0/0 key under "routes" covers every IPv4 subnet route but never the exit routes.
+    const announce = ['10.1.0.0/16', '172.16.0.0/12', '0.0.0.0/0', '::/0', 'fd00::/64'];
     assert.deepEqual(e.autoApprovedRoutes(node('1', null, ['tag:router'], { routableIPs: announce })), [
       '10.1.0.0/16',
+      '172.16.0.0/12',
     ]);
     assert.deepEqual(e.autoApprovedRoutes(node('2', null, ['tag:exit'], { routableIPs: announce })), [
       '0.0.0.0/0',

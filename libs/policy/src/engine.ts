@@ -1553,11 +1553,7 @@ export class PolicyEngine {
         r.bits === 0
           ? matches(this.policy.autoApprovers.exitNode)
           : this.policy.autoApprovers.routes.some(
-              (e) =>
-                e.prefix.bits > 0 &&
-                e.prefix.bits <= r.bits &&
-                rangeContains(e.prefix, r) &&
-                matches(e.owners),
+              (e) => e.prefix.bits <= r.bits && rangeContains(e.prefix, r) && matches(e.owners),
             );
       if (approved) out.push(formatPrefix(r));
     }

@@ -176,19 +176,27 @@ function loadWasm(): Promise<ZstdBackend> {
  */
 export async function initZstd(opts: { prefer?: ZstdBackendName } = {}): Promise<void> {
   const api = nodeZstdApi();
+  const wasm = await loadWasm();
   if (api && opts.prefer !== 'wasm') {
-    active = makeNodeBackend(api);
+    // node:zlib compresses (the server's hot path); decoding stays on the wasm build, which reads
+    // concatenated frames and reports errors the same way on every runtime (node:zlib's
+    // zstdDecompressSync stops after the first frame, as seen on Node 24).
+    const node = makeNodeBackend(api);
+    active = { name: node.name, compress: node.compress, decompress: wasm.decompress };
     return;
   }
-  active = await loadWasm();
+  active = wasm;
 }
 
 /** Every backend this runtime offers (node:zlib only where present); for cross-checking in tests. */
 export async function availableZstdBackends(): Promise<ZstdBackend[]> {
   const out: ZstdBackend[] = [];
   const api = nodeZstdApi();
-  if (api) out.push(makeNodeBackend(api));
-  out.push(await loadWasm());
+  const wasm = await loadWasm();
+  // node:zlib only compresses here (see initZstd): its decoder stops after the first frame.
+  if (api)
+    out.push({ name: 'node:zlib', compress: makeNodeBackend(api).compress, decompress: wasm.decompress });
+  out.push(wasm);
   return out;
 }
 

@@ -27,7 +27,7 @@ export function lineDiff(before: string, after: string, context = 2): string {
       ops.push({ t: ' ', line: a[i]! });
       i++;
       j++;
-    } else if (j < m && (i >= n || lcs[i * (m + 1) + j + 1]! >= lcs[(i + 1) * (m + 1) + j]!)) {
+    } else if (j < m && (i >= n || lcs[i * (m + 1) + j + 1]! > lcs[(i + 1) * (m + 1) + j]!)) {
       ops.push({ t: '+', line: b[j]! });
       j++;
     } else {

@@ -114,6 +114,17 @@ export class ControlClient {
     return stream;
   }
 
+  /** Opens a request and starts reading its response at once (see ResponseReader). */
+  private openRead(
+    method: string,
+    path: string,
+    body: Uint8Array | undefined,
+    opts: RequestOptions,
+  ): { stream: ClientHttp2Stream; reader: ResponseReader } {
+    const stream = this.open(method, path, body, opts);
+    return { stream, reader: new ResponseReader(stream, path) };
+  }
+
   /** Any request over the Noise HTTP/2 connection; reads the whole response body (bounded). */
   async request(
     method: string,
@@ -122,9 +133,9 @@ export class ControlClient {
     opts: RequestOptions = {},
   ): Promise<ControlResponse> {
     const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
-    const stream = this.open(method, path, bytes, opts);
+    const { stream, reader } = this.openRead(method, path, bytes, opts);
     const headers = await responseHeaders(stream);
-    const out = await readBody(stream, opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE, path);
+    const out = await reader.all(opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE);
     return { status: Number(headers[':status']), headers, body: out };
   }
 
@@ -174,21 +185,26 @@ export class ControlClient {
     req: MapRequest,
     opts: MapStreamOptions = {},
   ): AsyncGenerator<MapStreamMessage, void, undefined> {
-    const stream = this.open('POST', '/machine/map', Buffer.from(JSON.stringify(req), 'utf8'), {
-      headers: { [LB_HEADER]: req.NodeKey },
-      ...(opts.signal ? { signal: opts.signal } : {}),
-    });
+    const { stream, reader } = this.openRead(
+      'POST',
+      '/machine/map',
+      Buffer.from(JSON.stringify(req), 'utf8'),
+      {
+        headers: { [LB_HEADER]: req.NodeKey },
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      },
+    );
     try {
       const headers = await responseHeaders(stream);
       const status = Number(headers[':status']);
       if (status !== 200) {
-        const body = await readBody(stream, 4096, '/machine/map');
+        const body = await reader.all(4096);
         throw new ControlHttpError(status, '/machine/map', body.subarray(0, 200).toString('utf8'));
       }
       const decoder = new MapFrameDecoder(opts);
       const keepAlives = opts.keepAlives ?? true;
-      for await (const chunk of stream) {
-        for (const f of decoder.push(chunk as Buffer)) {
+      for await (const chunk of reader.chunks()) {
+        for (const f of decoder.push(chunk)) {
           if (f.keepAlive && !keepAlives) continue;
           yield { message: parseMapFrame(f), frameSize: f.frameSize, keepAlive: f.keepAlive };
         }
@@ -250,17 +266,79 @@ async function responseHeaders(stream: ClientHttp2Stream): Promise<IncomingHttpH
   return headers;
 }
 
-async function readBody(stream: ClientHttp2Stream, limit: number, path: string): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of stream) {
-    const b = chunk as Buffer;
-    size += b.length;
-    if (size > limit) {
-      stream.close(http2.constants.NGHTTP2_CANCEL);
-      throw new ProtocolError('body_too_large', `${path}: response body exceeds ${limit} bytes`);
-    }
-    parts.push(b);
+/**
+ * Reads a response from the moment the request is opened. Node 24 may finish and close a client
+ * stream whose whole response arrived in one go before anyone iterated it; reading eagerly (and
+ * treating a clean close after the data as the end) keeps those responses instead of failing with
+ * "premature close".
+ */
+class ResponseReader {
+  private readonly queue: Buffer[] = [];
+  private size = 0;
+  private done = false;
+  private error: Error | null = null;
+  private wake: (() => void) | null = null;
+
+  constructor(
+    private readonly stream: ClientHttp2Stream,
+    private readonly path: string,
+  ) {
+    stream.on('data', (c: Buffer) => {
+      this.queue.push(c);
+      this.size += c.length;
+      this.notify();
+    });
+    stream.once('end', () => this.finish(null));
+    stream.once('error', (err: Error) => this.finish(err));
+    stream.once('close', () => {
+      if (stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR)
+        this.finish(new ProtocolError('noise_closed', `${path}: stream reset (code ${stream.rstCode})`));
+      else this.finish(null);
+    });
   }
-  return Buffer.concat(parts, size);
+
+  private finish(err: Error | null): void {
+    if (this.done) return;
+    this.done = true;
+    this.error = err;
+    this.notify();
+  }
+
+  private notify(): void {
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  }
+
+  /** Yields chunks as they arrive until the response ends. */
+  async *chunks(): AsyncGenerator<Buffer, void, undefined> {
+    for (;;) {
+      const c = this.queue.shift();
+      if (c) {
+        this.size -= c.length;
+        yield c;
+        continue;
+      }
+      if (this.done) {
+        if (this.error) throw this.error;
+        return;
+      }
+      await new Promise<void>((r) => (this.wake = r));
+    }
+  }
+
+  /** The whole body, bounded: past `limit` bytes the request is cancelled. */
+  async all(limit: number): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    let n = 0;
+    for await (const c of this.chunks()) {
+      n += c.length;
+      if (n > limit) {
+        this.stream.close(http2.constants.NGHTTP2_CANCEL);
+        throw new ProtocolError('body_too_large', `${this.path}: response body exceeds ${limit} bytes`);
+      }
+      parts.push(c);
+    }
+    return Buffer.concat(parts, n);
+  }
 }

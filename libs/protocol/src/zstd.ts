@@ -182,7 +182,11 @@ export async function initZstd(opts: { prefer?: ZstdBackendName } = {}): Promise
     // concatenated frames and reports errors the same way on every runtime (node:zlib's
     // zstdDecompressSync stops after the first frame, as seen on Node 24).
     const node = makeNodeBackend(api);
-    active = { name: node.name, compress: node.compress, decompress: wasm.decompress };
+    active = {
+      name: node.name,
+      compress: (data, level) => node.compress(data, level),
+      decompress: (data, max) => wasm.decompress(data, max),
+    };
     return;
   }
   active = wasm;

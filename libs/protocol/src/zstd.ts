@@ -198,8 +198,14 @@ export async function availableZstdBackends(): Promise<ZstdBackend[]> {
   const api = nodeZstdApi();
   const wasm = await loadWasm();
   // node:zlib only compresses here (see initZstd): its decoder stops after the first frame.
-  if (api)
-    out.push({ name: 'node:zlib', compress: makeNodeBackend(api).compress, decompress: wasm.decompress });
+  if (api) {
+    const node = makeNodeBackend(api);
+    out.push({
+      name: 'node:zlib',
+      compress: (data, level) => node.compress(data, level),
+      decompress: (data, max) => wasm.decompress(data, max),
+    });
+  }
   out.push(wasm);
   return out;
 }

@@ -1362,6 +1362,87 @@ export class PolicyEngine {
   }
 
   // -------------------------------------------------------------------------------------------
+  // Route visibility
+
+  /** Do a src set's addresses overlap `r` (node addresses of members are ignored, see README)? */
+  private srcOverlaps(set: PSet, r: Range): boolean {
+    const spec = set.spec;
+    if (spec.dangerAll) return true;
+    if (spec.literals.some((l) => rangesOverlap(l.prefix, r))) return true;
+    if (spec.wildcard) {
+      if (WILDCARD_SET.overlaps(r)) return true;
+      for (const text of this.routeCount.keys()) {
+        const p = parsePrefix(text);
+        if (p !== null && rangesOverlap(p, r)) return true;
+      }
+    }
+    return false;
+  }
+
+  private dstOverlaps(set: PSet, r: Range): boolean {
+    const spec = set.spec;
+    if (spec.wildcard) return true;
+    if (spec.internet && INTERNET_SET.overlaps(r)) return true;
+    return spec.literals.some((l) => rangesOverlap(l.prefix, r));
+  }
+
+  /** Does a dst set contain one of the node's addresses? */
+  private dstHasIp(set: PSet, n: NodeRec): boolean {
+    if (set.ident.has(n.slot) || set.spec.wildcard) return true;
+    return (
+      set.spec.literals.some((l) => nodeIpIn(n, l.prefix)) ||
+      (set.spec.internet && n.addrs.some((a) => INTERNET_SET.containsAddr(a)))
+    );
+  }
+
+  /**
+   * The peer's approved subnet routes the viewer may use (for the peer's AllowedIPs as seen by
+   * the viewer; headscale CanAccessRoute semantics, including via grants). Exit routes are not
+   * included (they are always offered) and primary-router election is left to the caller.
+   */
+  routesVisibleTo(viewerId: string, peerId: string): string[] {
+    const viewer = this.node(viewerId);
+    const peer = this.node(peerId);
+    const out: string[] = [];
+    const units = this.compiled.units;
+    const peers = this.peerBits(viewer).has(peer.slot);
+    for (const route of peer.subnetRoutes) {
+      // Routers serving the same route see each other's copy (HA pairs; captures grant-p10-2,
+      // via-grant-v38), but not a merely overlapping one (routes-a2).
+      let visible =
+        peers &&
+        viewer.subnetRoutes.some(
+          (vr) => vr.first === route.first && vr.bits === route.bits && vr.family === route.family,
+        );
+      for (let i = 0; i < units.length && !visible; i++) {
+        const u = units[i];
+        const sets = this.unitSets[i];
+        if (u === undefined || sets?.src == null) continue;
+        const src = sets.src;
+        if ((u.kind === 'ip' || u.kind === 'cap') && sets.dst !== null) {
+          if (src.content.count === 0 && u.kind === 'ip') continue;
+          const dst = sets.dst;
+          const viewerIsSrc = src.ident.has(viewer.slot) || src.addrIp.has(viewer.slot);
+          const viewerRoutesInSrc = viewer.subnetRoutes.some((vr) => this.srcOverlaps(src, vr));
+          const dstHitsRoute = this.dstOverlaps(dst, route);
+          const srcHitsRoute = this.srcOverlaps(src, route);
+          visible =
+            ((viewerIsSrc || viewerRoutesInSrc) && dstHitsRoute) ||
+            (srcHitsRoute &&
+              (this.dstHasIp(dst, viewer) || viewer.subnetRoutes.some((vr) => this.dstOverlaps(dst, vr))));
+        } else if (u.kind === 'via' && this.viaHosts(u, peer)) {
+          const viewerIsSrc = src.ident.has(viewer.slot) || src.addrIp.has(viewer.slot);
+          visible =
+            viewerIsSrc &&
+            u.prefixes.some((p) => nodeRoutesOverlap(peer, p.prefix) && rangesOverlap(p.prefix, route));
+        }
+      }
+      if (visible) out.push(formatPrefix(route));
+    }
+    return out;
+  }
+
+  // -------------------------------------------------------------------------------------------
   // SSH
 
   /** Tailscale SSH policy for a node; null when the policy has no `ssh` section. */

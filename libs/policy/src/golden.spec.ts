@@ -24,9 +24,22 @@ interface CaptureCase {
   nodes?: PolicyNode[];
   expect?: Record<
     string,
-    { filter?: FilterRule[]; peers?: string[]; ssh?: SshPolicy | null; capMap?: string[] }
+    {
+      filter?: FilterRule[];
+      peers?: string[];
+      peerRoutes?: Record<string, string[]>;
+      ssh?: SshPolicy | null;
+      capMap?: string[];
+    }
   >;
 }
+
+/** Route-visibility entries (capture/viewer/peer) where SaaS withheld a route we show. */
+const ROUTE_SKIP = new Set([
+  'acl-k03/charmander/squirtle',
+  'acl-k03/kakuna/squirtle',
+  'acl-k03/weedle/squirtle',
+]);
 
 /** Captures where Switchboard knowingly differs from SaaS (see README "Differences"). */
 const SKIP: Record<string, string> = {
@@ -102,6 +115,19 @@ function runCapture(category: string, c: CaptureCase): void {
     }
     if (want.peers !== undefined) {
       assert.deepEqual([...engine.peersOf(node)].sort(), [...want.peers].sort(), `${node}: peers`);
+    }
+    for (const [peer, routes] of Object.entries(want.peerRoutes ?? {})) {
+      if (ROUTE_SKIP.has(`${c.name}/${node}/${peer}`) || !engine.hasNode(peer)) continue;
+      // SaaS offers an HA route on its primary router only; we return it for every router serving it.
+      const servers = (r: string): number =>
+        engine.nodeIds().filter((id) => {
+          const n = engine.getNode(id);
+          return n !== undefined && n.approvedRoutes.includes(r) && n.routableIPs.includes(r);
+        }).length;
+      const got: string[] = engine
+        .routesVisibleTo(node, peer)
+        .filter((r) => routes.includes(r) || servers(r) < 2);
+      assert.deepEqual(got.sort(), [...routes].sort(), `${node}: routes of ${peer}`);
     }
     if (want.ssh !== undefined)
       assert.equal(canonicalSsh(engine.sshPolicyFor(node)), canonicalSsh(want.ssh), `${node}: ssh`);

@@ -72,12 +72,24 @@ def convert(path, category, commit):
     if cap.get('topology'):
         case['nodes'] = nodes_of(cap)
     expect = {}
+    capture_nodes = (cap.get('topology') or {}).get('nodes') or {}
     for name, c in sorted((cap.get('captures') or {}).items()):
         netmap = c.get('netmap') or {}
         e = {}
         if category in ('acl_results', 'grant_results', 'routes_results'):
             e['filter'] = c.get('packet_filter_rules') or []
             e['peers'] = sorted(p['Name'].split('.')[0] for p in (netmap.get('Peers') or []))
+            # Subnet routes in each route-announcing peer's AllowedIPs (exit routes excluded).
+            routes = {}
+            for p in netmap.get('Peers') or []:
+                peer = p['Name'].split('.')[0]
+                announced = (capture_nodes.get(peer) or {}).get('routable_ips') or []
+                if not [r for r in announced if r not in ('0.0.0.0/0', '::/0')]:
+                    continue
+                routes[peer] = sorted(a for a in p.get('AllowedIPs') or []
+                                      if a not in (p.get('Addresses') or []) and a not in ('0.0.0.0/0', '::/0'))
+            if routes:
+                e['peerRoutes'] = routes
         elif category == 'ssh_results':
             e['ssh'] = netmap.get('SSHPolicy')
         elif category == 'nodeattrs_results':

@@ -154,7 +154,7 @@ for (const backend of backends) {
       );
       assert.deepEqual(
         tables.rows.map((r) => r.table_name),
-        ['ok', 'outbox', 'schema_migrations'],
+        ['ok', 'outbox', 'outbox_origin', 'schema_migrations'],
       );
     });
 

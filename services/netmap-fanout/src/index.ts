@@ -5,3 +5,4 @@ export * from './read-model.js';
 export * from './fanout-engine.js';
 export * from './map-builder.js';
 export { PolicyState } from './policy-state.js';
+export * from './netmap-fanout.module.js';

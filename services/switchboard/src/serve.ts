@@ -8,15 +8,23 @@ import { join } from 'node:path';
 import { createLogger, parseConfig, configureLogging, type Logger } from '@switchboard/common';
 import type { Bus } from '@switchboard/bus';
 import type { Db } from '@switchboard/db';
-import { AdminServer, IdentityRuntime } from '@switchboard/identity';
-import { KeyRegistryRuntime, keyRegistryConfigSchema } from '@switchboard/key-registry';
-import { PolicyCompilerRuntime } from '@switchboard/policy-compiler';
+import { AdminServer, IDENTITY_RUNTIME, IdentityModule, type IdentityRuntime } from '@switchboard/identity';
 import {
-  NetmapFanoutRuntime,
+  KEY_REGISTRY_RUNTIME,
+  KeyRegistryModule,
+  keyRegistryConfigSchema,
+  type KeyRegistryRuntime,
+} from '@switchboard/key-registry';
+import { PolicyCompilerModule } from '@switchboard/policy-compiler';
+import {
+  FANOUT_RUNTIME,
+  NetmapFanoutModule,
   fanoutConfigSchema,
   loadDerpMap,
+  type NetmapFanoutRuntime,
   type StreamRegistry,
 } from '@switchboard/netmap-fanout';
+import { runtimeOf, startNestApp } from './nest-app.js';
 import { initZstd } from '@switchboard/protocol';
 import { baseConfigSchema } from './config.js';
 import { loadNoiseKey, openBus, openDatabase, openStreamRegistry, splitListen } from './assemble.js';
@@ -75,34 +83,26 @@ export async function serve(opts: ServeOptions = {}): Promise<RunningServer> {
     const registry: StreamRegistry = openStreamRegistry(cfg);
     stack.push(() => registry.close());
 
-    const identity = new IdentityRuntime({ db, bus, logger: logger.child('identity') });
-    await identity.start();
-    stack.push(() => identity.stop());
-    const keyRegistry = new KeyRegistryRuntime({
-      db,
-      bus,
-      config: krCfg,
-      logger: logger.child('key-registry'),
-    });
-    await keyRegistry.start();
-    stack.push(() => keyRegistry.stop());
-    const policy = new PolicyCompilerRuntime({ db, bus, logger: logger.child('policy-compiler') });
-    await policy.start();
-    stack.push(() => policy.stop());
-
     const { host, port } = splitListen(cfg.LISTEN_ADDR);
-    const fanout = new NetmapFanoutRuntime({
-      bus,
-      logger: logger.child('netmap-fanout'),
-      config: fCfg,
-      registry,
-      serverPrivate: loadNoiseKey(cfg, fCfg, logger),
-      derpMap: await loadDerpMap(fCfg),
-      host,
-      port,
-    });
-    await fanout.start();
-    stack.push(() => fanout.stop());
+    const app = await startNestApp([
+      IdentityModule.forRoot({ db, bus, logger: logger.child('identity') }),
+      KeyRegistryModule.forRoot({ db, bus, config: krCfg, logger: logger.child('key-registry') }),
+      PolicyCompilerModule.forRoot({ db, bus, logger: logger.child('policy-compiler') }),
+      NetmapFanoutModule.forRoot({
+        bus,
+        logger: logger.child('netmap-fanout'),
+        config: fCfg,
+        registry,
+        serverPrivate: loadNoiseKey(cfg, fCfg, logger),
+        derpMap: await loadDerpMap(fCfg),
+        host,
+        port,
+      }),
+    ]);
+    stack.push(() => app.close());
+    const identity = runtimeOf<IdentityRuntime>(app, IDENTITY_RUNTIME);
+    const keyRegistry = runtimeOf<KeyRegistryRuntime>(app, KEY_REGISTRY_RUNTIME);
+    const fanout = runtimeOf<NetmapFanoutRuntime>(app, FANOUT_RUNTIME);
 
     const adminSocket = cfg.ADMIN_SOCKET ?? join(cfg.DATA_DIR, 'admin.sock');
     const admin = new AdminServer({

@@ -4,10 +4,17 @@
  * each may run; identity also serves the admin API (ADMIN_SOCKET / ADMIN_LISTEN).
  */
 import { createLogger, parseConfig, configureLogging, ConfigError } from '@switchboard/common';
-import { AdminServer, IdentityRuntime } from '@switchboard/identity';
-import { KeyRegistryRuntime, keyRegistryConfigSchema } from '@switchboard/key-registry';
-import { PolicyCompilerRuntime } from '@switchboard/policy-compiler';
-import { NetmapFanoutRuntime, fanoutConfigSchema, loadDerpMap } from '@switchboard/netmap-fanout';
+import { AdminServer, IDENTITY_RUNTIME, IdentityModule, type IdentityRuntime } from '@switchboard/identity';
+import { KeyRegistryModule, keyRegistryConfigSchema } from '@switchboard/key-registry';
+import { PolicyCompilerModule } from '@switchboard/policy-compiler';
+import {
+  FANOUT_RUNTIME,
+  NetmapFanoutModule,
+  fanoutConfigSchema,
+  loadDerpMap,
+  type NetmapFanoutRuntime,
+} from '@switchboard/netmap-fanout';
+import { runtimeOf, startNestApp } from './nest-app.js';
 import { initZstd } from '@switchboard/protocol';
 import { baseConfigSchema } from './config.js';
 import { loadNoiseKey, openBus, openDatabase, openStreamRegistry, splitListen } from './assemble.js';
@@ -33,22 +40,18 @@ export async function runService(
       case 'key-registry': {
         const db = await openDatabase(cfg, logger, { embedded: false });
         stops.push(() => db.close());
-        const rt = new KeyRegistryRuntime({
-          db,
-          bus,
-          config: parseConfig(keyRegistryConfigSchema, env),
-          logger,
-        });
-        await rt.start();
-        stops.push(() => rt.stop());
+        const app = await startNestApp([
+          KeyRegistryModule.forRoot({ db, bus, config: parseConfig(keyRegistryConfigSchema, env), logger }),
+        ]);
+        stops.push(() => app.close());
         return { stop };
       }
       case 'identity': {
         const db = await openDatabase(cfg, logger, { embedded: false });
         stops.push(() => db.close());
-        const rt = new IdentityRuntime({ db, bus, logger });
-        await rt.start();
-        stops.push(() => rt.stop());
+        const app = await startNestApp([IdentityModule.forRoot({ db, bus, logger })]);
+        stops.push(() => app.close());
+        const rt = runtimeOf<IdentityRuntime>(app, IDENTITY_RUNTIME);
         if (cfg.ADMIN_SOCKET || cfg.ADMIN_LISTEN) {
           const admin = new AdminServer({
             bus,
@@ -66,9 +69,8 @@ export async function runService(
       case 'policy-compiler': {
         const db = await openDatabase(cfg, logger, { embedded: false });
         stops.push(() => db.close());
-        const rt = new PolicyCompilerRuntime({ db, bus, logger });
-        await rt.start();
-        stops.push(() => rt.stop());
+        const app = await startNestApp([PolicyCompilerModule.forRoot({ db, bus, logger })]);
+        stops.push(() => app.close());
         return { stop };
       }
       case 'netmap-fanout': {
@@ -81,19 +83,20 @@ export async function runService(
         const registry = openStreamRegistry(cfg);
         stops.push(() => registry.close());
         const { host, port } = splitListen(cfg.LISTEN_ADDR);
-        const rt = new NetmapFanoutRuntime({
-          bus,
-          logger,
-          config: fcfg,
-          registry,
-          serverPrivate: loadNoiseKey(cfg, fcfg, logger),
-          derpMap: await loadDerpMap(fcfg),
-          host,
-          port,
-        });
-        await rt.start();
-        stops.push(() => rt.stop());
-        return { stop, port: rt.edge.boundPort };
+        const app = await startNestApp([
+          NetmapFanoutModule.forRoot({
+            bus,
+            logger,
+            config: fcfg,
+            registry,
+            serverPrivate: loadNoiseKey(cfg, fcfg, logger),
+            derpMap: await loadDerpMap(fcfg),
+            host,
+            port,
+          }),
+        ]);
+        stops.push(() => app.close());
+        return { stop, port: runtimeOf<NetmapFanoutRuntime>(app, FANOUT_RUNTIME).edge.boundPort };
       }
     }
   } catch (err) {

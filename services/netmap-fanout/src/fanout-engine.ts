@@ -6,7 +6,7 @@
  * same bytes written to every stream that needs them).
  */
 import type { Logger } from '@switchboard/common';
-import type { NodeRecord } from '@switchboard/contracts';
+import type { NodeRecord, TailnetRecord } from '@switchboard/contracts';
 import { Bitset, SlotMap } from './bitset.js';
 import {
   dnsConfig,
@@ -35,6 +35,8 @@ export interface PolicyView {
   filterJson(viewer: NodeRecord): string;
   /** tailcfg.SSHPolicy for the viewer, or null when the policy has no SSH rules for it. */
   sshPolicy(viewer: NodeRecord): unknown;
+  /** Which of a router peer's served routes the viewer may use (for its AllowedIPs). */
+  peerRoutes(viewer: NodeRecord, peer: NodeRecord): string[];
   /** Node attributes (nodeAttrs) for the viewer's self CapMap. */
   capMap(viewer: NodeRecord): Record<string, unknown[] | null>;
 }
@@ -184,7 +186,7 @@ export class FanoutEngine {
     for (const p of peers) {
       s?.sentPeers.add(this.slots.slot(p.id));
       users.add(p.userId ?? TAGGED_USER_ID);
-      peerParts.push(this.peerJson.get(p, tailnet, model.online.has(p.id), now, settings));
+      peerParts.push(this.peerEntry(self, p, tailnet, now));
     }
     if (s) for (const u of users) s.sentUsers.add(u);
     const ssh = authorized ? policy.sshPolicy(self) : null;
@@ -200,6 +202,19 @@ export class FanoutEngine {
     if (ssh) parts.push(`"SSHPolicy":${JSON.stringify(ssh)}`);
     if (peerParts.length > 0) parts.push(`"Peers":[${peerParts.join(',')}]`);
     return `{${parts.join(',')}}`;
+  }
+
+  /** A peer's entry as this viewer sees it: shared JSON unless the peer routes subnets. */
+  private peerEntry(
+    viewer: NodeRecord,
+    peer: NodeRecord,
+    tailnet: TailnetRecord | undefined,
+    now: number,
+  ): string {
+    const { model, settings, policy } = this.o;
+    const online = model.online.has(peer.id);
+    if (peer.approvedRoutes.length === 0) return this.peerJson.get(peer, tailnet, online, now, settings);
+    return this.peerJson.get(peer, tailnet, online, now, settings, policy.peerRoutes(viewer, peer));
   }
 
   private selfJson(self: NodeRecord, now: number): string {
@@ -437,7 +452,7 @@ export class FanoutEngine {
           s.sentUsers.add(uid);
           newUsers.push(uid);
         }
-        entries.push(this.peerJson.get(peer, tailnet, model.online.has(id), now, settings));
+        entries.push(this.peerEntry(self, peer, tailnet, now));
       }
       if (entries.length > 0) parts.push(`"PeersChanged":[${entries.join(',')}]`);
     }

@@ -44,11 +44,14 @@ export function renderNode(
     now: number;
     self: boolean;
     settings: MapSettings;
+    /** The routes this viewer may use through the node (default: every served route). */
+    routes?: readonly string[];
   },
 ): Record<string, unknown> {
   const expired = isExpired(node, opts.now);
   const addrs = addresses(node);
-  const routes = node.approvedRoutes.filter((r) => node.routableIPs.includes(r));
+  const served = node.approvedRoutes.filter((r) => node.routableIPs.includes(r));
+  const routes = opts.routes ? served.filter((r) => opts.routes!.includes(r)) : served;
   const subnetRoutes = routes.filter((r) => r !== '0.0.0.0/0' && r !== '::/0');
   const out: Record<string, unknown> = {
     ID: node.id,
@@ -150,6 +153,7 @@ export function peerPatch(
 /** Caches serialised peer entries: one JSON string per (node, version, online, expired). */
 export class PeerJsonCache {
   private readonly cache = new Map<number, { key: string; json: string }>();
+  private readonly variants = new Map<number, { base: string; map: Map<string, string> }>();
 
   get(
     node: NodeRecord,
@@ -157,16 +161,31 @@ export class PeerJsonCache {
     online: boolean,
     now: number,
     settings: MapSettings,
+    routes?: readonly string[],
   ): string {
-    const key = `${node.version}|${online ? 1 : 0}|${isExpired(node, now) ? 1 : 0}|${tailnet?.domain ?? ''}`;
+    const base = `${node.version}|${online ? 1 : 0}|${isExpired(node, now) ? 1 : 0}|${tailnet?.domain ?? ''}`;
+    if (routes !== undefined) {
+      // Routers render per set of routes a viewer may use; those are few, cache them per node too.
+      const key = `${base}|${routes.join(',')}`;
+      let variants = this.variants.get(node.id);
+      if (!variants || variants.base !== base)
+        this.variants.set(node.id, (variants = { base, map: new Map() }));
+      let json = variants.map.get(key);
+      if (json === undefined) {
+        json = JSON.stringify(renderNode(node, { tailnet, online, now, self: false, settings, routes }));
+        variants.map.set(key, json);
+      }
+      return json;
+    }
     const hit = this.cache.get(node.id);
-    if (hit && hit.key === key) return hit.json;
+    if (hit && hit.key === base) return hit.json;
     const json = JSON.stringify(renderNode(node, { tailnet, online, now, self: false, settings }));
-    this.cache.set(node.id, { key, json });
+    this.cache.set(node.id, { key: base, json });
     return json;
   }
 
   delete(nodeId: number): void {
     this.cache.delete(nodeId);
+    this.variants.delete(nodeId);
   }
 }

@@ -169,6 +169,12 @@ export class PolicyState implements PolicyView {
     const id = String(viewer.id);
     return e.hasNode(id) ? e.sshPolicyFor(id) : null;
   }
+  peerRoutes(viewer: NodeRecord, peer: NodeRecord): string[] {
+    const e = this.engine(viewer.tailnetId);
+    const v = String(viewer.id);
+    const p = String(peer.id);
+    return e.hasNode(v) && e.hasNode(p) ? e.routesVisibleTo(v, p) : [];
+  }
   capMap(viewer: NodeRecord): Record<string, unknown[] | null> {
     const e = this.engine(viewer.tailnetId);
     const id = String(viewer.id);

@@ -12,7 +12,7 @@ export {
   type AppliedMigration,
   type MigrationFile,
 } from './migration-files.js';
-export { appendOutbox, outboxTableSql } from './outbox.js';
+export { appendOutbox, outboxTableSql, type AppendOptions } from './outbox.js';
 export { OutboxRelay, type OutboxRelayOptions } from './outbox-relay.js';
 export { assertSchemaName, quoteIdent, qualified, advisoryKey } from './ident.js';
 export { isRetryable, isUniqueViolation, sqlState } from './retry.js';

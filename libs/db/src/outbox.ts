@@ -39,6 +39,18 @@ function isTransactionCapable(
   return typeof (q as { transaction?: unknown }).transaction === 'function';
 }
 
+export interface AppendOptions {
+  /**
+   * `commit-order` (default): ids follow commit order across the whole schema, at the price of
+   * running event-producing transactions of the schema one at a time from the append to the commit.
+   * `entity-order`: no schema-wide lock. Use it when every event carries a per-entity version and
+   * consumers ignore versions they already hold, and the writer holds the entity's row lock (so two
+   * changes of one entity still get ids in commit order). The relay never skips a row that commits
+   * late, it only publishes it after rows of other entities with higher ids.
+   */
+  order?: 'commit-order' | 'entity-order';
+}
+
 /**
  * Appends an event to `<schema>.outbox` inside the caller's transaction; it is published after the
  * commit (call `relay.kick()` then). Given a Db instead of a transaction, it opens one itself.
@@ -48,7 +60,9 @@ export async function appendOutbox(
   schema: string,
   subject: string,
   payload: unknown,
+  opts: AppendOptions = {},
 ): Promise<void> {
+  const ordered = (opts.order ?? 'commit-order') === 'commit-order';
   assertSchemaName(schema);
   if (typeof subject !== 'string' || subject === '')
     throw new ValidationError('outbox subject must be a non-empty string');
@@ -64,13 +78,20 @@ export async function appendOutbox(
     throw new ValidationError(`outbox payload for "${subject}" is not JSON-serialisable`);
   if (isTransactionCapable(tx)) {
     const text = json;
-    return tx.transaction((t) => insert(t, schema, subject, text));
+    return tx.transaction((t) => insert(t, schema, subject, text, ordered));
   }
-  return insert(tx, schema, subject, json);
+  return insert(tx, schema, subject, json, ordered);
 }
 
-async function insert(tx: Queryable, schema: string, subject: string, json: string): Promise<void> {
-  await tx.query('SELECT pg_advisory_xact_lock($1::bigint)', [advisoryKey('outbox-append', schema)]);
+async function insert(
+  tx: Queryable,
+  schema: string,
+  subject: string,
+  json: string,
+  ordered: boolean,
+): Promise<void> {
+  if (ordered)
+    await tx.query('SELECT pg_advisory_xact_lock($1::bigint)', [advisoryKey('outbox-append', schema)]);
   await tx.query(`INSERT INTO ${quoteIdent(schema)}.outbox (subject, payload) VALUES ($1, $2::text::jsonb)`, [
     subject,
     json,

@@ -348,6 +348,11 @@ export class KeyRegistryRepository {
     return r.rowCount > 0;
   }
 
+  /** Counts a use of a reusable key (outside the registration transaction). */
+  async countPreAuthKeyUse(q: Queryable, id: number, n: number): Promise<void> {
+    await q.query(`UPDATE ${S}.preauth_keys SET used_count = used_count + $2 WHERE id = $1`, [id, n]);
+  }
+
   async listPreAuthKeys(q: Queryable, userId?: number): Promise<PreAuthKeyRecord[]> {
     const r = await q.query<PreAuthKeyRow>(
       `SELECT * FROM ${S}.preauth_keys${userId !== undefined ? ' WHERE user_id = $1' : ''} ORDER BY id`,

@@ -60,6 +60,7 @@ export class KeyRegistryRuntime {
     if (this.gc) clearInterval(this.gc);
     await Promise.all(this.subs.map((s) => s.unsubscribe()));
     this.subs = [];
+    await this.service.flushKeyUses().catch(() => undefined);
     await this.relay.stop();
   }
 }

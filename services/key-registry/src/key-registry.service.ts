@@ -89,16 +89,24 @@ export class KeyRegistryService {
   }
 
   private async emitUpsert(q: Queryable, node: NodeRecord): Promise<void> {
-    await appendOutbox(q, SCHEMA, NodeUpserted.subject, { node });
+    // Node events carry versions and every node change holds the node's row lock (or the machine
+    // lock for a new node), so per-node order is kept without serialising the whole schema.
+    await appendOutbox(q, SCHEMA, NodeUpserted.subject, { node }, { order: 'entity-order' });
   }
 
   private async emitRemoved(q: Queryable, node: NodeRecord, reason: RemovalReason): Promise<void> {
-    await appendOutbox(q, SCHEMA, NodeRemoved.subject, {
-      nodeId: node.id,
-      tailnetId: node.tailnetId,
-      version: node.version + 1,
-      reason,
-    });
+    await appendOutbox(
+      q,
+      SCHEMA,
+      NodeRemoved.subject,
+      {
+        nodeId: node.id,
+        tailnetId: node.tailnetId,
+        version: node.version + 1,
+        reason,
+      },
+      { order: 'entity-order' },
+    );
   }
 
   private isExpired(node: NodeRecord): boolean {
@@ -125,6 +133,7 @@ export class KeyRegistryService {
       if (at.getTime() <= this.now().getTime()) return this.logout(input);
       return this.shortenExpiry(input, at);
     }
+    if (input.authKey !== null) return this.registerWithAuthKey(input, input.authKey);
     const existing = await this.repo.nodeByKey(this.deps.db, input.nodeKey);
     if (existing && existing.machineKey !== input.machineKey) {
       this.log.warn('registration refused: node key belongs to another machine', {
@@ -133,26 +142,20 @@ export class KeyRegistryService {
       });
       return { kind: 'error', message: 'node key is registered to another machine' };
     }
-    if (input.authKey === null) {
-      if (existing) {
-        if (this.isExpired(existing)) return { kind: 'node-key-expired' };
-        return this.ok(existing);
-      }
-      if (input.oldNodeKey !== null) {
-        const rotated = await this.rotateWithoutCredentials(input, input.oldNodeKey);
-        if (rotated) return rotated;
-      }
-      return {
-        kind: 'error',
-        message:
-          'this machine is not registered and browser login is not enabled on this server; ' +
-          'log in with a pre-auth key: tailscale up --auth-key=<key> (create one with "switchboard preauthkeys create --user NAME")',
-      };
+    if (existing) {
+      if (this.isExpired(existing)) return { kind: 'node-key-expired' };
+      return this.ok(existing);
     }
-    // Containers re-run `tailscale up --authkey` on every boot with a spent key: a node that presents
-    // its current, unexpired key again is simply refreshed.
-    if (existing && !this.isExpired(existing)) return this.ok(existing);
-    return this.registerWithAuthKey(input, input.authKey);
+    if (input.oldNodeKey !== null) {
+      const rotated = await this.rotateWithoutCredentials(input, input.oldNodeKey);
+      if (rotated) return rotated;
+    }
+    return {
+      kind: 'error',
+      message:
+        'this machine is not registered and browser login is not enabled on this server; ' +
+        'log in with a pre-auth key: tailscale up --auth-key=<key> (create one with "switchboard preauthkeys create --user NAME")',
+    };
   }
 
   private ok(node: NodeRecord): RegisterResult {
@@ -188,7 +191,7 @@ export class KeyRegistryService {
     const parsed = parseKey(authKey);
     if (!parsed)
       return { kind: 'error', message: 'invalid pre-auth key: it is not a Switchboard key (sbkey-…)' };
-    const key = await this.repo.preAuthKeyByPrefix(this.deps.db, parsed.prefix);
+    const key = await this.preAuthKey(parsed.prefix);
     if (!key || !verifySecret(this.pepper, parsed.secret, key.hash)) {
       this.log.warn('registration refused: unknown pre-auth key', {
         prefix: parsed.prefix,
@@ -196,9 +199,6 @@ export class KeyRegistryService {
       });
       return { kind: 'error', message: 'invalid pre-auth key' };
     }
-    if (Date.parse(key.expiresAt) <= this.now().getTime())
-      return { kind: 'error', message: 'pre-auth key expired' };
-    if (!key.reusable && key.usedCount > 0) return { kind: 'error', message: 'pre-auth key already used' };
 
     const tagged = key.tags.length > 0;
     const owner: NodeOwner = tagged
@@ -206,16 +206,28 @@ export class KeyRegistryService {
       : { userId: key.userId, ownerKey: `user:${key.userId}` };
     const ephemeral = key.ephemeral || input.ephemeral;
 
-    return this.tx(async (q) => {
+    const result = await this.tx(async (q) => {
       await this.repo.lockMachine(q, input.machineKey);
-      if (!(await this.repo.consumePreAuthKey(q, key.id))) {
-        return {
-          kind: 'error',
-          message: key.reusable ? 'pre-auth key expired' : 'pre-auth key already used',
-        } as const;
+      const current = await this.repo.nodeByKey(q, input.nodeKey, true);
+      if (current && current.machineKey !== input.machineKey) {
+        this.log.warn('registration refused: node key belongs to another machine', {
+          nodeId: current.id,
+          machineKey: input.machineKey,
+        });
+        return { kind: 'error', message: 'node key is registered to another machine' } as const;
+      }
+      // Containers re-run `tailscale up --authkey` on every boot with a spent key: a node that
+      // presents its current, unexpired key again is simply refreshed.
+      if (current && !this.isExpired(current)) return this.ok(current);
+      if (Date.parse(key.expiresAt) <= this.now().getTime())
+        return { kind: 'error', message: 'pre-auth key expired' } as const;
+      // A single-use key is consumed inside the transaction (the row lock makes concurrent uses
+      // yield one node). A reusable key is only counted after commit: locking its row here would
+      // serialise every registration that shares the key.
+      if (!key.reusable && !(await this.repo.consumePreAuthKey(q, key.id))) {
+        return { kind: 'error', message: 'pre-auth key already used' } as const;
       }
       const keyExpiry = tagged ? null : this.userKeyExpiry();
-      const current = await this.repo.nodeByKey(q, input.nodeKey, true);
       const sameMachine =
         (await this.repo.nodeByMachineOwner(q, key.tailnetId, input.machineKey, owner.ownerKey)) ??
         (current && current.machineKey === input.machineKey ? current : null) ??
@@ -281,6 +293,53 @@ export class KeyRegistryService {
       });
       return this.ok(node);
     });
+    if (key.reusable && result.kind === 'ok') this.countKeyUse(key.id);
+    return result;
+  }
+
+  /**
+   * Pre-auth keys by prefix, cached for a moment: a fleet registering with one key would otherwise
+   * read the same row for every node. Expiry by an admin drops the entry here at once and reaches
+   * other replicas within the TTL; single-use keys are still consumed atomically in the transaction.
+   */
+  private readonly keyCache = new Map<
+    string,
+    { at: number; key: Awaited<ReturnType<KeyRegistryRepository['preAuthKeyByPrefix']>> }
+  >();
+  private static readonly KEY_CACHE_MS = 2000;
+
+  private async preAuthKey(
+    prefix: string,
+  ): Promise<Awaited<ReturnType<KeyRegistryRepository['preAuthKeyByPrefix']>>> {
+    const now = Date.now();
+    const hit = this.keyCache.get(prefix);
+    if (hit && now - hit.at < KeyRegistryService.KEY_CACHE_MS) return hit.key;
+    const key = await this.repo.preAuthKeyByPrefix(this.deps.db, prefix);
+    if (this.keyCache.size > 10_000) this.keyCache.clear();
+    this.keyCache.set(prefix, { at: now, key });
+    return key;
+  }
+
+  private readonly keyUses = new Map<number, number>();
+  private keyUseTimer: NodeJS.Timeout | undefined;
+
+  /** Reusable-key use counts are informational: batched and written once a second. */
+  private countKeyUse(keyId: number): void {
+    this.keyUses.set(keyId, (this.keyUses.get(keyId) ?? 0) + 1);
+    this.keyUseTimer ??= setTimeout(() => {
+      this.keyUseTimer = undefined;
+      this.flushKeyUses().catch((err: unknown) =>
+        this.log.warn('could not record pre-auth key uses', { err }),
+      );
+    }, 1000);
+  }
+
+  async flushKeyUses(): Promise<void> {
+    if (this.keyUseTimer) clearTimeout(this.keyUseTimer);
+    this.keyUseTimer = undefined;
+    const uses = [...this.keyUses];
+    this.keyUses.clear();
+    for (const [id, n] of uses) await this.repo.countPreAuthKeyUse(this.deps.db, id, n);
   }
 
   private async ownedOldNode(
@@ -297,8 +356,12 @@ export class KeyRegistryService {
     // counter wrapped) are skipped. After the counter range is used up, random probing takes over.
     for (let i = 0; i < 64; i++) {
       const counter = await this.repo.nextIpv4Counter(q);
-      const addr = v4ForCounter(counter) ?? (counter > 4_194_302 ? randomV4() : null);
-      if (addr === null) continue;
+      const fromCounter = v4ForCounter(counter);
+      // Counter addresses are distinct by construction (the unique constraint is the backstop: a
+      // violation retries the transaction); random ones, after the range is used up, are probed.
+      if (fromCounter !== null) return fromCounter;
+      if (counter <= 4_194_302) continue;
+      const addr = randomV4();
       if (!(await this.repo.ipv4Taken(q, tailnetId, v4ToString(addr)))) return addr;
     }
     throw new KeyRegistryError(
@@ -642,6 +705,7 @@ export class KeyRegistryService {
     prefix?: string | undefined;
   }): Promise<PreAuthKeyRecord> {
     const prefix = by.prefix?.replace(/^sbkey-/, '').split('-')[0];
+    this.keyCache.clear();
     const rec = await this.repo.expirePreAuthKey(
       this.deps.db,
       by.id !== undefined ? { id: by.id } : { prefix: prefix ?? '' },

@@ -189,15 +189,24 @@ export class EdgeServer {
     this.reply(stream, 500, 'internal error');
   }
 
+  /** Refuses clients older than the configured minimum with a message saying what to do. */
+  private supported(stream: http2.ServerHttp2Stream, version: number): boolean {
+    if (version >= this.o.minCapVersion) return true;
+    this.o.logger.warn('refused an unsupported client', {
+      capVersion: version,
+      minimum: this.o.minCapVersion,
+    });
+    this.reply(
+      stream,
+      400,
+      `unsupported client: capability version ${version} is below the minimum ${this.o.minCapVersion}; update tailscale`,
+    );
+    return false;
+  }
+
   private async register(ctx: ControlContext, stream: http2.ServerHttp2Stream, body: Buffer): Promise<void> {
     const req = fromRegisterRequest(parseRegisterRequest(body));
-    if (req.version < this.o.minCapVersion) {
-      return this.reply(
-        stream,
-        400,
-        `unsupported client: capability version ${req.version} is below the minimum ${this.o.minCapVersion}; update tailscale`,
-      );
-    }
+    if (!this.supported(stream, req.version)) return;
     const r = await this.o.handlers.register(ctx, req);
     if (typeof r.body === 'string') return this.reply(stream, r.status, r.body);
     respondJson(stream, r.status, r.body);
@@ -205,13 +214,7 @@ export class EdgeServer {
 
   private async map(ctx: ControlContext, stream: http2.ServerHttp2Stream, body: Buffer): Promise<void> {
     const req = fromMapRequest(parseMapRequest(body));
-    if (req.version < this.o.minCapVersion) {
-      return this.reply(
-        stream,
-        400,
-        `unsupported client: capability version ${req.version} is below the minimum ${this.o.minCapVersion}; update tailscale`,
-      );
-    }
+    if (!this.supported(stream, req.version)) return;
     await this.o.handlers.map(ctx, req, new Http2MapResponder(stream));
   }
 

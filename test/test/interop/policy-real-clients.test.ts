@@ -6,10 +6,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { adminCall, runAdminCli, serve } from '@switchboard/switchboard';
-import { Harness, assertNoForeignTraffic } from '../../src/harness/harness.js';
+import { adminCall, runAdminCli } from '@switchboard/switchboard';
+import { assertNoForeignTraffic } from '../../src/harness/harness.js';
+import { withEmbeddedServer, withRealClients } from '../../src/scenarios/embedded-server.js';
 import { exec, ip, peersOf, spawnIn, status, type TailscaleNode } from '../../src/harness/node.js';
 import { notYet, waitFor } from '../../src/harness/wait.js';
 
@@ -36,23 +37,10 @@ s.on('error', (e) => { console.log('ERR ' + e.code); process.exit(3); });`;
   return r.code === 0 && r.stdout.startsWith(`OK hello ${port}`);
 }
 
-test('policy over real clients: tcp:22 for eng only, live policy change', { timeout: 300_000 }, async (t) => {
-  const h = await Harness.create();
-  let failed = true;
-  try {
-    const dir = mkdtempSync(join(h.runDir, 'sb-'));
-    const port = await h.freePort();
-    const srv = await serve({
-      inMemory: true,
-      env: {
-        LISTEN_ADDR: `${h.bridgeIp}:${port}`,
-        DATA_DIR: dir,
-        DERP_MAP_PATH: await h.writeDerpMap(),
-        DISABLE_CAPTIVE_PORTAL_DETECTION: 'true',
-        LOG_LEVEL: process.env.TEST_LOG ? 'debug' : 'warn',
-      },
-    });
-    try {
+test('policy over real clients: tcp:22 for eng only, live policy change', { timeout: 300_000 }, (t) =>
+  withRealClients((h) =>
+    withEmbeddedServer(h, async (srv, controlUrl) => {
+      const dir = h.runDir;
       const admin = { socketPath: srv.adminSocket };
       const cli = async (...args: string[]) => {
         const out: string[] = [];
@@ -77,18 +65,18 @@ test('policy over real clients: tcp:22 for eng only, live policy change', { time
       const server = await h.startNode({
         name: 'srv',
         authKey: await key('alice', 'tag:server'),
-        loginServer: h.urlFor(port),
+        loginServer: controlUrl,
       });
       spawnIn(server, 'listeners', [process.execPath, '-e', LISTEN]);
       const alice = await h.startNode({
         name: 'alice',
         authKey: await key('alice'),
-        loginServer: h.urlFor(port),
+        loginServer: controlUrl,
       });
       const bob = await h.startNode({
         name: 'bob',
         authKey: await key('bob'),
-        loginServer: h.urlFor(port),
+        loginServer: controlUrl,
         version: 'oldest',
       });
       const srvIp = await ip(server);
@@ -117,11 +105,6 @@ test('policy over real clients: tcp:22 for eng only, live policy change', { time
       const { nodes } = (await adminCall(admin, 'GET', '/api/v1/nodes')) as { nodes: unknown[] };
       assert.equal(nodes.length, 3);
       await assertNoForeignTraffic(h);
-      failed = false;
-    } finally {
-      await srv.stop();
-    }
-  } finally {
-    await h.cleanup({ failed });
-  }
-});
+    }),
+  ),
+);

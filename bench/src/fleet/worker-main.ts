@@ -1,0 +1,4 @@
+/** Entry point of a forked load-generator worker process (see worker.ts). */
+import { runWorker } from './worker.js';
+
+runWorker();

@@ -1,0 +1,253 @@
+#!/usr/bin/env node
+/**
+ * `pnpm bench [--full]`: Switchboard (one process, then as services with two fanout replicas) and
+ * Headscale, one after the other on this machine, driven by the same load generator with the same
+ * sizes. Prints progress to stderr, then a table to stdout, and writes bench/out/summary.json.
+ * See bench/README.md.
+ */
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, release, tmpdir, totalmem, hostname } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadAverage, openFilesLimit } from './proc-stats.js';
+import { buildSummary, renderTable } from './report.js';
+import { runTarget, type RunPlan, type RunResult } from './run-target.js';
+import { ensureHeadscale, headscaleVersion, startHeadscale } from './servers/headscale.js';
+import type { ServerKey, ServerUnderTest } from './servers/server.js';
+import {
+  SWITCHBOARD_MAIN,
+  startSwitchboardOne,
+  startSwitchboardServices,
+  switchboardVersion,
+} from './servers/switchboard.js';
+
+const OUT_DIR = fileURLToPath(new URL('../../out/', import.meta.url));
+
+export interface Options {
+  full: boolean;
+  servers: ServerKey[];
+  sizes: number[] | null;
+  workers: number | null;
+  logLevel: string;
+  keep: boolean;
+}
+
+const USAGE = `usage: pnpm bench [--full] [--only=switchboard,switchboard_services,headscale]
+                  [--nodes=1000,10000] [--workers=N] [--log-level=warn] [--keep]
+  (default)  1k nodes, every server: a few minutes
+  --full     1k and 10k nodes, every server (Headscale's 10k run is bounded by timeouts)
+`;
+
+export function parseArgs(argv: readonly string[]): Options {
+  const o: Options = {
+    full: false,
+    servers: ['switchboard', 'switchboard_services', 'headscale'],
+    sizes: null,
+    workers: null,
+    logLevel: 'warn',
+    keep: false,
+  };
+  for (const a of argv) {
+    const [k, v] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, ''];
+    switch (k) {
+      case '--':
+        break;
+      case '--full':
+        o.full = true;
+        break;
+      case '--only':
+        o.servers = v.split(',').map((s) => s.trim().replace(/-/g, '_')) as ServerKey[];
+        for (const s of o.servers)
+          if (!['switchboard', 'switchboard_services', 'headscale'].includes(s))
+            throw new Error(`unknown server ${s}`);
+        break;
+      case '--nodes':
+        o.sizes = v.split(',').map((x) => Number(x.trim().replace(/k$/, '000')));
+        if (o.sizes.some((x) => !Number.isInteger(x) || x < 10)) throw new Error(`bad --nodes ${v}`);
+        break;
+      case '--workers':
+        o.workers = Number(v);
+        break;
+      case '--log-level':
+        o.logLevel = v;
+        break;
+      case '--keep':
+        o.keep = true;
+        break;
+      case '--help':
+      case '-h':
+        process.stdout.write(USAGE);
+        process.exit(0);
+        break;
+      default:
+        throw new Error(`unknown argument ${a}\n${USAGE}`);
+    }
+  }
+  return o;
+}
+
+export function planFor(nodes: number, full: boolean, workers: number | null): RunPlan {
+  const big = nodes > 2000;
+  return {
+    nodes,
+    workers: workers ?? Math.min(8, Math.max(2, Math.ceil(nodes / 1500))),
+    registerConcurrency: 32,
+    openConcurrency: 32,
+    firstMapRepeats: 5,
+    trials: 3,
+    idleWindowMs: big || full ? 20_000 : 10_000,
+    settleMs: big ? 3000 : 1000,
+    openTimeoutMs: big ? 180_000 : 60_000,
+    propagationTimeoutMs: big ? 60_000 : 20_000,
+    stormTimeoutMs: big ? 600_000 : 120_000,
+  };
+}
+
+function stamp(): string {
+  const s = process.uptime();
+  return `${String(Math.floor(s / 60)).padStart(2, '0')}:${String(Math.floor(s % 60)).padStart(2, '0')}`;
+}
+
+function log(msg: string): void {
+  process.stderr.write(`[bench ${stamp()}] ${msg}\n`);
+}
+
+interface MachineInfo {
+  hostname: string;
+  cpus: number;
+  cpu_model: string;
+  memory_gb: number;
+  kernel: string;
+  node: string;
+  open_files_limit: number | null;
+}
+
+function machineInfo(): MachineInfo {
+  const c = cpus();
+  return {
+    hostname: hostname(),
+    cpus: c.length,
+    cpu_model: c[0]?.model ?? 'unknown',
+    memory_gb: Math.round(totalmem() / 2 ** 30),
+    kernel: release(),
+    node: process.version,
+    open_files_limit: openFilesLimit(),
+  };
+}
+
+async function main(): Promise<number> {
+  const o = parseArgs(process.argv.slice(2));
+  const sizes = o.sizes ?? (o.full ? [1000, 10_000] : [1000]);
+  const comparison = Math.min(...sizes);
+  const started = new Date();
+  if (!existsSync(SWITCHBOARD_MAIN)) {
+    log(`${SWITCHBOARD_MAIN} is missing: run "pnpm build" first`);
+    return 1;
+  }
+  const limit = openFilesLimit();
+  const need = Math.max(...sizes) + 2000;
+  if (limit !== null && limit < need)
+    log(`warning: open files limit ${limit} < ${need}; raise it (ulimit -n ${need}) or expect EMFILE`);
+  let headscaleBin: string | null = null;
+  if (o.servers.includes('headscale')) {
+    try {
+      headscaleBin = await ensureHeadscale(log);
+    } catch (err) {
+      log(`headscale unavailable, skipping it: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  const machine = { ...machineInfo(), load_before: loadAverage() };
+  log(
+    `machine: ${machine.cpus} × ${machine.cpu_model}, ${machine.memory_gb} GiB, load ` +
+      `${loadAverage().load1.toFixed(2)}; sizes ${sizes.join(', ')}; servers ${o.servers.join(', ')}`,
+  );
+  const workDir = mkdtempSync(join(tmpdir(), 'switchboard-bench-'));
+  log(`work directory ${workDir}`);
+  const runs: RunResult[] = [];
+  const starters: Record<ServerKey, (dir: string) => Promise<ServerUnderTest>> = {
+    switchboard: (dir) => startSwitchboardOne({ workDir: dir, logLevel: o.logLevel }),
+    switchboard_services: (dir) => startSwitchboardServices({ workDir: dir, logLevel: o.logLevel }),
+    headscale: (dir) => startHeadscale({ workDir: dir, logLevel: o.logLevel, binary: headscaleBin! }),
+  };
+  let failed = false;
+  for (const size of sizes) {
+    for (const key of o.servers) {
+      if (key === 'headscale' && !headscaleBin) continue;
+      const plan = planFor(size, o.full, o.workers);
+      const dir = join(workDir, `${key}-${size}`);
+      mkdirSync(dir, { recursive: true });
+      log(`=== ${key}, ${size} nodes (${plan.workers} generator processes)`);
+      try {
+        const r = await runTarget(() => starters[key](dir), plan, log);
+        runs.push(r);
+        if (r.error) failed = true;
+        log(`=== ${key}, ${size} nodes: done in ${r.durationS.toFixed(0)} s`);
+      } catch (err) {
+        failed = true;
+        const msg = err instanceof Error ? err.message : String(err);
+        log(`=== ${key}, ${size} nodes: could not run: ${msg}`);
+        runs.push({
+          server: key,
+          label: key,
+          version: '',
+          nodes: size,
+          metrics: {},
+          notes: [],
+          durationS: 0,
+          error: msg,
+        });
+      }
+    }
+  }
+  const versions: Record<string, string> = {
+    switchboard: switchboardVersion(),
+    headscale: headscaleVersion(),
+  };
+  for (const r of runs)
+    if (r.version) versions[r.server === 'headscale' ? 'headscale' : 'switchboard'] = r.version;
+  const summary = buildSummary(
+    runs,
+    {
+      ...machine,
+      load_after: loadAverage(),
+      date: started.toISOString(),
+      duration_s: Math.round(process.uptime()),
+      versions,
+      other_load_cores: Object.fromEntries(
+        runs.map((r) => [`${r.server}_${r.nodes}`, r.metrics.other_load_cores ?? null]),
+      ),
+    },
+    {
+      nodes: sizes,
+      comparison_nodes: comparison,
+      registrations: sizes,
+      register_concurrency: planFor(comparison, o.full, o.workers).registerConcurrency,
+      first_map_peers: sizes.map((s) => s - 1),
+      first_map_repeats: planFor(comparison, o.full, o.workers).firstMapRepeats,
+      propagation_trials: planFor(comparison, o.full, o.workers).trials,
+      idle_window_s: sizes.map((s) => planFor(s, o.full, o.workers).idleWindowMs / 1000),
+      generator_workers: sizes.map((s) => planFor(s, o.full, o.workers).workers),
+      mode: o.full ? 'full' : 'small',
+    },
+    comparison,
+  );
+  mkdirSync(OUT_DIR, { recursive: true });
+  const out = join(OUT_DIR, 'summary.json');
+  writeFileSync(out, JSON.stringify(summary, null, 2) + '\n');
+  process.stdout.write('\n' + renderTable(summary, sizes) + '\n');
+  for (const r of runs)
+    for (const line of [...(r.error ? [`ERROR: ${r.error}`] : []), ...r.notes])
+      process.stdout.write(`  ${r.server} ${r.nodes}: ${line}\n`);
+  process.stdout.write(`\nwrote ${out} (${Math.round(process.uptime())} s)\n`);
+  if (o.keep || failed) log(`logs kept in ${workDir}`);
+  else rmSync(workDir, { recursive: true, force: true });
+  return failed ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);

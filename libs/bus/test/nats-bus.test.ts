@@ -10,7 +10,7 @@ import { connect, nanos, StorageType, type NatsConnection } from 'nats';
 import { RemoteError } from '@switchboard/common';
 import { connectNatsBus, decodeReply, type NatsBus, type NatsBusOptions } from '../src/index.js';
 import { runBusContract, sleep, waitFor } from './bus-contract.js';
-import { TcpProxy } from './tcp-proxy.js';
+import { TcpProxy } from '@switchboard/testing';
 import { testLogger } from './test-logger.js';
 
 const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';

@@ -14,7 +14,7 @@ import type { LogFields, Logger, LogLevel } from '@switchboard/common';
 import { connectNatsBus, createInProcessBus, type Bus, type BusEvent } from '@switchboard/bus';
 import { OutboxRelay, appendOutbox, migrate, openDb, type Db } from '../src/index.js';
 import { backends, dropSchema, logger, NATS_URL, PG_URL, sleep, uniqueSchema, waitFor } from './helpers.js';
-import { TcpProxy } from './tcp-proxy.js';
+import { TcpProxy } from '@switchboard/testing';
 
 /** A logger that keeps error lines (to check what the relay says when the bus is down). */
 function capturingLogger(errors: { msg: string; fields: LogFields }[], fields: LogFields = {}): Logger {

@@ -78,3 +78,4 @@ export async function waitFor<T>(
     await sleep(opts.intervalMs ?? 20);
   }
 }
+export { TcpProxy } from './tcp-proxy.js';

@@ -1,35 +1,11 @@
-/** Nest module for policy-compiler. */
-import {
-  Inject,
-  Module,
-  type DynamicModule,
-  type OnApplicationShutdown,
-  type OnModuleInit,
-} from '@nestjs/common';
+/** Nest module for policy-compiler: owns the runtime's lifecycle inside a Nest application. */
+import { runtimeModule } from '@switchboard/nest';
+import type { DynamicModule } from '@nestjs/common';
 import { PolicyCompilerRuntime, type PolicyRuntimeOptions } from './policy-compiler.runtime.js';
 
 export const POLICY_RUNTIME = Symbol('POLICY_RUNTIME');
 
-class PolicyLifecycle implements OnModuleInit, OnApplicationShutdown {
-  constructor(@Inject(POLICY_RUNTIME) private readonly runtime: PolicyCompilerRuntime) {}
-  async onModuleInit(): Promise<void> {
-    await this.runtime.start();
-  }
-  async onApplicationShutdown(): Promise<void> {
-    await this.runtime.stop();
-  }
-}
-
-@Module({})
-export class PolicyCompilerModule {
-  static forRoot(opts: PolicyRuntimeOptions): DynamicModule {
-    return {
-      module: PolicyCompilerModule,
-      providers: [
-        { provide: POLICY_RUNTIME, useFactory: () => new PolicyCompilerRuntime(opts) },
-        PolicyLifecycle,
-      ],
-      exports: [POLICY_RUNTIME],
-    };
-  }
-}
+export const PolicyCompilerModule = {
+  forRoot: (opts: PolicyRuntimeOptions): DynamicModule =>
+    runtimeModule('PolicyCompilerModule', POLICY_RUNTIME, () => new PolicyCompilerRuntime(opts)),
+};

@@ -13,7 +13,8 @@ import { loadAverage, openFilesLimit } from './proc-stats.js';
 import { buildSummary, renderTable } from './report.js';
 import { runTarget, type RunPlan, type RunResult } from './run-target.js';
 import { ensureHeadscale, headscaleVersion, startHeadscale } from './servers/headscale.js';
-import type { ServerKey, ServerUnderTest } from './servers/server.js';
+import type { ServerKey, ServerUnderTest, Topology } from './servers/server.js';
+import { sizeLabel } from './stats.js';
 import {
   SWITCHBOARD_MAIN,
   startSwitchboardOne,
@@ -27,22 +28,28 @@ export interface Options {
   full: boolean;
   servers: ServerKey[];
   sizes: number[] | null;
+  topology: Topology | null;
   workers: number | null;
   logLevel: string;
   keep: boolean;
 }
 
 const USAGE = `usage: pnpm bench [--full] [--only=switchboard,switchboard_services,headscale]
-                  [--nodes=1000,10000] [--workers=N] [--log-level=warn] [--keep]
-  (default)  1k nodes, every server: a few minutes
-  --full     1k and 10k nodes, every server (Headscale's 10k run is bounded by timeouts)
+                  [--nodes=500,1000,10k] [--topology=mesh|hub] [--workers=N] [--log-level=warn] [--keep]
+  (default)  500 nodes, full mesh, every server: about 5 minutes on 2 cores
+  --full     1k nodes full mesh (every server), then 10k nodes with 5 hubs (Switchboard; Headscale
+             registration and first map only): about 45 minutes on 2 cores
+  --nodes    sizes to run instead (mesh up to 2000 nodes, hub above, unless --topology)
 `;
+
+const SERVER_KEYS: readonly ServerKey[] = ['switchboard', 'switchboard_services', 'headscale'];
 
 export function parseArgs(argv: readonly string[]): Options {
   const o: Options = {
     full: false,
-    servers: ['switchboard', 'switchboard_services', 'headscale'],
+    servers: [...SERVER_KEYS],
     sizes: null,
+    topology: null,
     workers: null,
     logLevel: 'warn',
     keep: false,
@@ -57,13 +64,15 @@ export function parseArgs(argv: readonly string[]): Options {
         break;
       case '--only':
         o.servers = v.split(',').map((s) => s.trim().replace(/-/g, '_')) as ServerKey[];
-        for (const s of o.servers)
-          if (!['switchboard', 'switchboard_services', 'headscale'].includes(s))
-            throw new Error(`unknown server ${s}`);
+        for (const s of o.servers) if (!SERVER_KEYS.includes(s)) throw new Error(`unknown server ${s}`);
         break;
       case '--nodes':
         o.sizes = v.split(',').map((x) => Number(x.trim().replace(/k$/, '000')));
-        if (o.sizes.some((x) => !Number.isInteger(x) || x < 10)) throw new Error(`bad --nodes ${v}`);
+        if (o.sizes.some((x) => !Number.isInteger(x) || x < 20)) throw new Error(`bad --nodes ${v}`);
+        break;
+      case '--topology':
+        if (v !== 'mesh' && v !== 'hub') throw new Error(`--topology must be mesh or hub`);
+        o.topology = v;
         break;
       case '--workers':
         o.workers = Number(v);
@@ -86,18 +95,43 @@ export function parseArgs(argv: readonly string[]): Options {
   return o;
 }
 
-export function planFor(nodes: number, full: boolean, workers: number | null): RunPlan {
-  const big = nodes > 2000;
+/** One size of the run: its topology and which servers run which phases. */
+export interface Tier {
+  readonly nodes: number;
+  readonly topology: Topology;
+  readonly hubs: number;
+  /** Servers that only register and measure the first map at this size (too slow for the rest). */
+  readonly firstMapOnly: readonly ServerKey[];
+}
+
+export const HUBS = 5;
+
+export function tiersFor(o: Options): Tier[] {
+  const tier = (nodes: number, topology: Topology | null, firstMapOnly: ServerKey[] = []): Tier => {
+    const t = topology ?? (nodes > 2000 ? 'hub' : 'mesh');
+    return { nodes, topology: t, hubs: t === 'hub' ? HUBS : 0, firstMapOnly };
+  };
+  if (o.sizes) return o.sizes.map((n) => tier(n, o.topology));
+  if (o.full) return [tier(1000, o.topology), tier(10_000, o.topology, ['headscale'])];
+  return [tier(500, o.topology)];
+}
+
+export function planFor(t: Tier, key: ServerKey, workers: number | null): RunPlan {
+  const big = t.nodes > 2000;
+  const small = t.nodes <= 500;
   return {
-    nodes,
-    workers: workers ?? Math.min(8, Math.max(2, Math.ceil(nodes / 1500))),
+    nodes: t.nodes,
+    topology: t.topology,
+    hubs: t.hubs,
+    phases: t.firstMapOnly.includes(key) ? 'first-map' : 'all',
+    workers: workers ?? Math.min(8, Math.max(2, Math.ceil(t.nodes / 1500))),
     registerConcurrency: 32,
     openConcurrency: 32,
-    firstMapRepeats: 5,
+    firstMapRepeats: small ? 3 : 5,
     trials: 3,
-    idleWindowMs: big || full ? 20_000 : 10_000,
+    idleWindowMs: big ? 20_000 : small ? 5_000 : 10_000,
     settleMs: big ? 3000 : 1000,
-    openTimeoutMs: big ? 180_000 : 60_000,
+    openTimeoutMs: big ? 300_000 : 120_000,
     propagationTimeoutMs: big ? 60_000 : 20_000,
     stormTimeoutMs: big ? 600_000 : 120_000,
   };
@@ -137,7 +171,8 @@ function machineInfo(): MachineInfo {
 
 async function main(): Promise<number> {
   const o = parseArgs(process.argv.slice(2));
-  const sizes = o.sizes ?? (o.full ? [1000, 10_000] : [1000]);
+  const tiers = tiersFor(o);
+  const sizes = tiers.map((t) => t.nodes);
   const comparison = Math.min(...sizes);
   const started = new Date();
   if (!existsSync(SWITCHBOARD_MAIN)) {
@@ -159,38 +194,46 @@ async function main(): Promise<number> {
   const machine = { ...machineInfo(), load_before: loadAverage() };
   log(
     `machine: ${machine.cpus} × ${machine.cpu_model}, ${machine.memory_gb} GiB, load ` +
-      `${loadAverage().load1.toFixed(2)}; sizes ${sizes.join(', ')}; servers ${o.servers.join(', ')}`,
+      `${loadAverage().load1.toFixed(2)}; ` +
+      `sizes ${tiers.map((t) => `${t.nodes} (${t.topology})`).join(', ')}; servers ${o.servers.join(', ')}`,
   );
   const workDir = mkdtempSync(join(tmpdir(), 'switchboard-bench-'));
   log(`work directory ${workDir}`);
   const runs: RunResult[] = [];
-  const starters: Record<ServerKey, (dir: string) => Promise<ServerUnderTest>> = {
-    switchboard: (dir) => startSwitchboardOne({ workDir: dir, logLevel: o.logLevel }),
-    switchboard_services: (dir) => startSwitchboardServices({ workDir: dir, logLevel: o.logLevel }),
-    headscale: (dir) => startHeadscale({ workDir: dir, logLevel: o.logLevel, binary: headscaleBin! }),
+  const starters: Record<ServerKey, (dir: string, topology: Topology) => Promise<ServerUnderTest>> = {
+    switchboard: (dir, topology) => startSwitchboardOne({ workDir: dir, logLevel: o.logLevel, topology }),
+    switchboard_services: (dir, topology) =>
+      startSwitchboardServices({ workDir: dir, logLevel: o.logLevel, topology }),
+    headscale: (dir, topology) =>
+      startHeadscale({ workDir: dir, logLevel: o.logLevel, binary: headscaleBin!, topology }),
   };
   let failed = false;
-  for (const size of sizes) {
+  for (const tier of tiers) {
     for (const key of o.servers) {
       if (key === 'headscale' && !headscaleBin) continue;
-      const plan = planFor(size, o.full, o.workers);
-      const dir = join(workDir, `${key}-${size}`);
+      const plan = planFor(tier, key, o.workers);
+      const dir = join(workDir, `${key}-${tier.nodes}`);
       mkdirSync(dir, { recursive: true });
-      log(`=== ${key}, ${size} nodes (${plan.workers} generator processes)`);
+      log(
+        `=== ${key}, ${tier.nodes} nodes, ${tier.topology}${tier.hubs ? ` (${tier.hubs} hubs)` : ''}, ` +
+          `${plan.phases === 'all' ? 'all scenarios' : 'registration and first map'}, ` +
+          `${plan.workers} generator processes`,
+      );
       try {
-        const r = await runTarget(() => starters[key](dir), plan, log);
+        const r = await runTarget(() => starters[key](dir, tier.topology), plan, log);
         runs.push(r);
         if (r.error) failed = true;
-        log(`=== ${key}, ${size} nodes: done in ${r.durationS.toFixed(0)} s`);
+        log(`=== ${key}, ${tier.nodes} nodes: done in ${r.durationS.toFixed(0)} s`);
       } catch (err) {
         failed = true;
         const msg = err instanceof Error ? err.message : String(err);
-        log(`=== ${key}, ${size} nodes: could not run: ${msg}`);
+        log(`=== ${key}, ${tier.nodes} nodes: could not run: ${msg}`);
         runs.push({
           server: key,
           label: key,
           version: '',
-          nodes: size,
+          nodes: tier.nodes,
+          topology: tier.topology,
           metrics: {},
           notes: [],
           durationS: 0,
@@ -205,6 +248,7 @@ async function main(): Promise<number> {
   };
   for (const r of runs)
     if (r.version) versions[r.server === 'headscale' ? 'headscale' : 'switchboard'] = r.version;
+  const first = planFor(tiers[0]!, 'switchboard', o.workers);
   const summary = buildSummary(
     runs,
     {
@@ -218,16 +262,20 @@ async function main(): Promise<number> {
       ),
     },
     {
+      mode: o.full ? 'full' : o.sizes ? 'custom' : 'small',
       nodes: sizes,
       comparison_nodes: comparison,
+      topology: Object.fromEntries(
+        tiers.map((t) => [sizeLabel(t.nodes), t.hubs ? `${t.topology} (${t.hubs} hubs)` : t.topology]),
+      ),
+      first_map_only: Object.fromEntries(tiers.map((t) => [sizeLabel(t.nodes), t.firstMapOnly])),
       registrations: sizes,
-      register_concurrency: planFor(comparison, o.full, o.workers).registerConcurrency,
+      register_concurrency: first.registerConcurrency,
       first_map_peers: sizes.map((s) => s - 1),
-      first_map_repeats: planFor(comparison, o.full, o.workers).firstMapRepeats,
-      propagation_trials: planFor(comparison, o.full, o.workers).trials,
-      idle_window_s: sizes.map((s) => planFor(s, o.full, o.workers).idleWindowMs / 1000),
-      generator_workers: sizes.map((s) => planFor(s, o.full, o.workers).workers),
-      mode: o.full ? 'full' : 'small',
+      first_map_repeats: tiers.map((t) => planFor(t, 'switchboard', o.workers).firstMapRepeats),
+      propagation_trials: first.trials,
+      idle_window_s: tiers.map((t) => planFor(t, 'switchboard', o.workers).idleWindowMs / 1000),
+      generator_workers: tiers.map((t) => planFor(t, 'switchboard', o.workers).workers),
     },
     comparison,
   );

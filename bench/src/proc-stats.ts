@@ -7,14 +7,17 @@
  */
 import { readFileSync, readdirSync } from 'node:fs';
 
-/** CPU time of one process, all threads, in ms; 0 if it is gone. */
+/** Last CPU time read per pid, so a process that died still counts up to its last reading. */
+const lastCpu = new Map<number, number>();
+
+/** CPU time of one process, all threads, in ms; its last known value (or 0) if it is gone. */
 export function processCpuMs(pid: number): number {
   let ns = 0;
   let tasks: string[];
   try {
     tasks = readdirSync(`/proc/${pid}/task`);
   } catch {
-    return 0;
+    return lastCpu.get(pid) ?? 0;
   }
   for (const tid of tasks) {
     try {
@@ -24,7 +27,9 @@ export function processCpuMs(pid: number): number {
       // thread exited between listing and reading
     }
   }
-  return ns / 1e6;
+  const ms = Math.max(ns / 1e6, lastCpu.get(pid) ?? 0);
+  lastCpu.set(pid, ms);
+  return ms;
 }
 
 /** Resident set size of one process in KiB; 0 if it is gone. */
@@ -79,12 +84,14 @@ export function readCpu(group: ProcessGroup): CpuReading {
 }
 
 /**
- * CPU ms used between two readings: for each process in the later reading, its time minus its
- * earlier time (0 if it did not exist then, so a process started in the window counts in full).
+ * CPU ms used between two readings: for each process in either reading, its later time minus its
+ * earlier time (0 if it did not exist then, so a process started in the window counts in full; a
+ * process that died in the window counts up to its last reading).
  */
 export function cpuBetween(a: CpuReading, b: CpuReading): number {
   let ms = 0;
   for (const [pid, t] of b.perPid) ms += t - (a.perPid.get(pid) ?? 0);
+  for (const [pid, t] of a.perPid) if (!b.perPid.has(pid)) ms += (lastCpu.get(pid) ?? t) - t;
   return ms;
 }
 

@@ -19,11 +19,17 @@ import { now, sleep } from './clock.js';
 import { Fleet, type MergedCollect } from './fleet/fleet.js';
 import type { Marker } from './fleet/worker-protocol.js';
 import { cpuBetween, groupRssKb, machineCpuMs, measureCpu, readCpu } from './proc-stats.js';
-import type { ServerUnderTest } from './servers/server.js';
+import type { ServerUnderTest, Topology } from './servers/server.js';
 import { median, summarize, type Summary } from './stats.js';
 
 export interface RunPlan {
+  /** Streaming nodes, hubs included. */
   readonly nodes: number;
+  readonly topology: Topology;
+  /** Hubs among the nodes (hub topology; at least firstMapRepeats). */
+  readonly hubs: number;
+  /** 'all' scenarios, or only registration and the first map (for a server too slow for the rest). */
+  readonly phases: 'all' | 'first-map';
   readonly workers: number;
   readonly registerConcurrency: number;
   readonly openConcurrency: number;
@@ -44,6 +50,7 @@ export interface RunResult {
   readonly label: string;
   readonly version: string;
   readonly nodes: number;
+  readonly topology: Topology;
   readonly metrics: Metrics;
   readonly notes: string[];
   readonly durationS: number;
@@ -65,6 +72,7 @@ function put(
 function watchServer(server: ServerUnderTest, onDeath: () => void): { stop(): void } {
   const want = server.group.pids().length;
   const t = setInterval(() => {
+    readCpu(server.group); // keeps the last CPU reading of a process that may die
     if (server.group.pids().length < want) {
       clearInterval(t);
       onDeath();
@@ -129,14 +137,19 @@ export async function runTarget(
   };
   try {
     log(`${server.label}: ${server.urls.join(' ')} (logs in ${server.logDir})`);
-    const authKey = await server.authKey();
+    const keys = await server.authKeys();
+    const hubs = plan.topology === 'hub' ? plan.hubs : 0;
+    if (plan.topology === 'hub' && (keys.hub === null || hubs < plan.firstMapRepeats))
+      throw new Error('the hub topology needs a tagged key and at least firstMapRepeats hubs');
     const serverPublic = formatKey('machine', (await fetchServerKey(server.urls[0]!)).publicKey);
     fleet = await Fleet.start({
       workers: plan.workers,
       urls: server.urls,
       serverPublic,
       capVersion: CURRENT_CAPVER,
-      authKey,
+      authKey: keys.plain,
+      hubAuthKey: keys.hub,
+      hubs,
       nodes: n,
       joiners: plan.trials,
     });
@@ -171,7 +184,8 @@ export async function runTarget(
     let peers = 0;
     let frameKb = 0;
     for (let k = 0; k < plan.firstMapRepeats; k++) {
-      const idx = Math.floor(((k + 0.5) * n) / plan.firstMapRepeats);
+      // In the hub topology only hubs see everyone.
+      const idx = hubs > 0 ? k : Math.floor(((k + 0.5) * n) / plan.firstMapRepeats);
       await fleet.prepare(idx);
       await sleep(300);
       const r = await measureCpu(server.group, () => fleet!.firstMap(idx, plan.openTimeoutMs));
@@ -190,153 +204,160 @@ export async function runTarget(
         `server CPU ${m.first_map_cpu_ms.toFixed(1)} ms (runs: ${times.map((t) => t.toFixed(0)).join(', ')} ms)`,
     );
     if (peers !== ok - 1) note(`first map had ${peers} peers, expected ${ok - 1}`);
+    if (plan.phases === 'first-map') log('  (registration and first map only for this server at this size)');
+    // Labelled so that the first-map-only plan can skip the rest.
+    streaming: {
+      if (plan.phases === 'first-map') break streaming;
 
-    // 3. Streams, then idle.
-    const rssBefore = await lowRss(server, Math.max(plan.settleMs, 2000));
-    log(`opening ${n} map streams, ${plan.openConcurrency} at a time`);
-    const open = await measureCpu(server.group, () =>
-      fleet!.openStreams(all, plan.openConcurrency, plan.openTimeoutMs),
-    );
-    const os = summarize(open.value.openMs);
-    m.streams_open_s = open.value.wallMs / 1000;
-    m.stream_open_p99_ms = os.p99;
-    m.streams_open_cpu_s = open.cpuMs / 1000;
-    m.stream_errors = open.value.errors;
-    log(
-      `  ${os.count} streams open in ${m.streams_open_s.toFixed(1)} s (p99 ${os.p99.toFixed(0)} ms each), ` +
-        `server CPU ${m.streams_open_cpu_s.toFixed(1)} s`,
-    );
-    if (open.value.errors > 0)
-      note(
-        `${open.value.errors} streams failed to open, e.g. ${open.value.firstErrors.slice(0, 2).join('; ')}`,
+      // 3. Streams, then idle.
+      const rssBefore = await lowRss(server, Math.max(plan.settleMs, 2000));
+      log(`opening ${n} map streams, ${plan.openConcurrency} at a time`);
+      const open = await measureCpu(server.group, () =>
+        fleet!.openStreams(all, plan.openConcurrency, plan.openTimeoutMs),
       );
-    await sleep(Math.max(plan.settleMs, 3000));
-    const counted = await server.streamCount().catch(() => null);
-    if (counted !== null) {
-      m.server_streams = counted;
-      if (counted !== os.count) note(`the server counts ${counted} streams, the generator ${os.count}`);
-    }
-    let rssAfter = 0;
-    const idle = await measureCpu(server.group, async () => {
-      rssAfter = await lowRss(server, plan.idleWindowMs);
-    });
-    m.idle_cpu_pct = (idle.cpuMs / idle.wallMs) * 100;
-    m.server_rss_mb = rssAfter / 1024;
-    m.stream_idle_kb = os.count > 0 ? (rssAfter - rssBefore) / os.count : null;
-    const gs = await fleet.stats();
-    m.generator_kb_per_node = gs.openStreams > 0 ? gs.rssKb / gs.openStreams : null;
-    m.generator_rss_mb = gs.rssKb / 1024;
-    if (gs.streamsLost > 0)
-      note(`${gs.streamsLost} streams were closed by the server before the idle phase ended`);
-    log(
-      `  idle with ${gs.openStreams} streams: server RSS ${(rssBefore / 1024).toFixed(0)} → ${(rssAfter / 1024).toFixed(0)} MiB ` +
-        `(${m.stream_idle_kb?.toFixed(1)} KiB per stream), CPU ${m.idle_cpu_pct.toFixed(1)}% of a core; ` +
-        `generator ${m.generator_kb_per_node?.toFixed(0)} KiB per node`,
-    );
-
-    // 4. Propagation.
-    const lat: Record<'join' | 'endpoint' | 'delete', number[]> = { join: [], endpoint: [], delete: [] };
-    const missing: Record<'join' | 'endpoint' | 'delete', number> = { join: 0, endpoint: 0, delete: 0 };
-    const measure = async (
-      kind: 'join' | 'endpoint' | 'delete',
-      marker: Marker,
-      idOfKey: string | undefined,
-      act: () => Promise<number>,
-      exclude: number[],
-    ): Promise<MergedCollect> => {
-      await fleet!.record(marker, idOfKey);
-      const t0 = await act();
-      const r = await waitPropagation(fleet!, t0, exclude, plan.propagationTimeoutMs);
-      lat[kind].push(...r.latenciesMs);
-      missing[kind] += r.missing;
-      const s = summarize(r.latenciesMs);
+      const os = summarize(open.value.openMs);
+      m.streams_open_s = open.value.wallMs / 1000;
+      m.stream_open_p99_ms = os.p99;
+      m.streams_open_cpu_s = open.cpuMs / 1000;
+      m.stream_errors = open.value.errors;
       log(
-        `  ${kind}: ${s.count} streams, p50 ${s.p50.toFixed(1)} ms, p99 ${s.p99.toFixed(1)} ms, last ${s.max.toFixed(1)} ms` +
-          (r.missing > 0 ? `, ${r.missing} never saw it (e.g. nodes ${r.missingSample.join(', ')})` : ''),
+        `  ${os.count} streams open in ${m.streams_open_s.toFixed(1)} s (p99 ${os.p99.toFixed(0)} ms each), ` +
+          `server CPU ${m.streams_open_cpu_s.toFixed(1)} s`,
       );
-      await sleep(plan.settleMs);
-      return r;
-    };
-    for (let t = 0; t < plan.trials; t++) {
-      log(`propagation trial ${t + 1}/${plan.trials}`);
-      const joiner = n + t;
-      const key = await fleet.nodeKey(joiner);
-      const j = await measure(
-        'join',
-        { kind: 'contains', text: key },
-        key,
-        async () => (await fleet!.join(joiner, plan.openTimeoutMs)).t0,
-        [joiner],
-      );
-      const mover = Math.floor(((t + 0.37) * n) / plan.trials) % n;
-      const endpoint = `127.0.0.2:${20001 + t}`;
-      await measure(
-        'endpoint',
-        { kind: 'contains', text: `"${endpoint}"` },
-        undefined,
-        async () => (await fleet!.endpoint(mover, endpoint)).t0,
-        [mover],
-      );
-      if (j.id === null) {
-        note(`trial ${t + 1}: the joined node's ID was not seen, so it cannot be deleted`);
-        continue;
+      if (open.value.errors > 0)
+        note(
+          `${open.value.errors} streams failed to open, e.g. ${open.value.firstErrors.slice(0, 2).join('; ')}`,
+        );
+      await sleep(Math.max(plan.settleMs, 3000));
+      const counted = await server.streamCount().catch(() => null);
+      if (counted !== null) {
+        m.server_streams = counted;
+        if (counted !== os.count) note(`the server counts ${counted} streams, the generator ${os.count}`);
       }
-      const id = j.id;
-      await measure(
-        'delete',
-        { kind: 'removed', id },
-        undefined,
-        async () => {
-          const t0 = now();
-          await server.deleteNode(id);
-          return t0;
-        },
-        [joiner],
-      );
-      // The deleted node hangs up (a server may keep its stream open; it would only get 404s later).
-      await fleet.close(joiner);
-    }
-    for (const kind of ['join', 'endpoint', 'delete'] as const) {
-      put(m, `${kind}_propagation`, summarize(lat[kind]));
-      m[`${kind}_missing`] = missing[kind];
-      if (missing[kind] > 0)
-        note(`${kind}: ${missing[kind]} stream deliveries never arrived within the timeout`);
-    }
-
-    // 5. Reconnect storms: first polite (every client closes and reconnects), then abrupt (every
-    // connection is cut), last because a server that does not survive it ends the run.
-    for (const mode of ['graceful', 'abrupt'] as const) {
-      await sleep(plan.settleMs);
-      const before = await fleet.stats();
-      log(`reconnect storm (${mode}): all ${before.openStreams} streams end and reconnect at once`);
-      const watch = watchServer(server, () => void fleet!.abort());
-      const storm = await measureCpu(server.group, () => fleet!.storm(mode, plan.stormTimeoutMs));
-      watch.stop();
-      const ss = summarize(storm.value.mapMs);
-      const p = mode === 'graceful' ? 'reconnect' : 'reconnect_abrupt';
-      m[`${p}_storm_s`] = storm.value.failed === 0 && ss.count > 0 ? ss.max / 1000 : null;
-      m[`${p}_p50_ms`] = ss.p50;
-      m[`${p}_p99_ms`] = ss.p99;
-      m[`${p}_failed`] = storm.value.failed;
-      m[`${p}_retries`] = storm.value.retries;
-      m[`${p === 'reconnect' ? 'storm' : 'storm_abrupt'}_cpu_s`] = storm.cpuMs / 1000;
-      const alive = server.group.pids().length > 0;
+      let rssAfter = 0;
+      const idle = await measureCpu(server.group, async () => {
+        rssAfter = await lowRss(server, plan.idleWindowMs);
+      });
+      m.idle_cpu_pct = (idle.cpuMs / idle.wallMs) * 100;
+      m.server_rss_mb = rssAfter / 1024;
+      m.stream_idle_kb = os.count > 0 ? (rssAfter - rssBefore) / os.count : null;
+      const gs = await fleet.stats();
+      m.generator_kb_per_node = gs.openStreams > 0 ? gs.rssKb / gs.openStreams : null;
+      m.generator_rss_mb = gs.rssKb / 1024;
+      if (gs.streamsLost > 0)
+        note(`${gs.streamsLost} streams were closed by the server before the idle phase ended`);
       log(
-        `  ${ss.count} back in ${(ss.max / 1000).toFixed(2)} s (p50 ${ss.p50.toFixed(0)} ms, p99 ${ss.p99.toFixed(0)} ms), ` +
-          `${storm.value.retries} retries, ${storm.value.failed} failed, server CPU ${(storm.cpuMs / 1000).toFixed(1)} s` +
-          (alive ? '' : ', SERVER PROCESS GONE'),
+        `  idle with ${gs.openStreams} streams: server RSS ${(rssBefore / 1024).toFixed(0)} → ${(rssAfter / 1024).toFixed(0)} MiB ` +
+          `(${m.stream_idle_kb?.toFixed(1)} KiB per stream), CPU ${m.idle_cpu_pct.toFixed(1)}% of a core; ` +
+          `generator ${m.generator_kb_per_node?.toFixed(0)} KiB per node`,
       );
-      if (!alive) note(`reconnect storm (${mode}): a server process exited; see its log in ${server.logDir}`);
-      if (storm.value.failed > 0)
-        note(
-          `reconnect storm (${mode}): ${storm.value.failed} nodes had no map after ${plan.stormTimeoutMs / 1000} s, ` +
-            `e.g. ${storm.value.firstErrors.slice(0, 2).join('; ')}`,
+
+      // 4. Propagation.
+      const lat: Record<'join' | 'endpoint' | 'delete', number[]> = { join: [], endpoint: [], delete: [] };
+      const missing: Record<'join' | 'endpoint' | 'delete', number> = { join: 0, endpoint: 0, delete: 0 };
+      const measure = async (
+        kind: 'join' | 'endpoint' | 'delete',
+        marker: Marker,
+        idOfKey: string | undefined,
+        act: () => Promise<number>,
+        exclude: number[],
+      ): Promise<MergedCollect> => {
+        await fleet!.record(marker, idOfKey);
+        const t0 = await act();
+        const r = await waitPropagation(fleet!, t0, exclude, plan.propagationTimeoutMs);
+        lat[kind].push(...r.latenciesMs);
+        missing[kind] += r.missing;
+        const s = summarize(r.latenciesMs);
+        log(
+          `  ${kind}: ${s.count} streams, p50 ${s.p50.toFixed(1)} ms, p99 ${s.p99.toFixed(1)} ms, last ${s.max.toFixed(1)} ms` +
+            (r.missing > 0 ? `, ${r.missing} never saw it (e.g. nodes ${r.missingSample.join(', ')})` : ''),
         );
-      else if (storm.value.retries > 0)
-        note(
-          `reconnect storm (${mode}): ${storm.value.retries} retries, e.g. ${storm.value.firstErrors.slice(0, 2).join('; ')}`,
+        await sleep(plan.settleMs);
+        return r;
+      };
+      for (let t = 0; t < plan.trials; t++) {
+        log(`propagation trial ${t + 1}/${plan.trials}`);
+        const joiner = n + t;
+        const key = await fleet.nodeKey(joiner);
+        const j = await measure(
+          'join',
+          { kind: 'contains', text: key },
+          key,
+          async () => (await fleet!.join(joiner, plan.openTimeoutMs)).t0,
+          [joiner],
         );
-      if (!alive) break;
+        const mover = hubs > 0 ? t % hubs : Math.floor(((t + 0.37) * n) / plan.trials) % n;
+        const endpoint = `127.0.0.2:${20001 + t}`;
+        await measure(
+          'endpoint',
+          { kind: 'contains', text: `"${endpoint}"` },
+          undefined,
+          async () => (await fleet!.endpoint(mover, endpoint)).t0,
+          [mover],
+        );
+        if (j.id === null) {
+          note(`trial ${t + 1}: the joined node's ID was not seen, so it cannot be deleted`);
+          continue;
+        }
+        const id = j.id;
+        await measure(
+          'delete',
+          { kind: 'removed', id },
+          undefined,
+          async () => {
+            const t0 = now();
+            await server.deleteNode(id);
+            return t0;
+          },
+          [joiner],
+        );
+        // The deleted node hangs up (a server may keep its stream open; it would only get 404s later).
+        await fleet.close(joiner);
+      }
+      for (const kind of ['join', 'endpoint', 'delete'] as const) {
+        put(m, `${kind}_propagation`, summarize(lat[kind]));
+        m[`${kind}_missing`] = missing[kind];
+        if (missing[kind] > 0)
+          note(`${kind}: ${missing[kind]} stream deliveries never arrived within the timeout`);
+      }
+
+      // 5. Reconnect storms: first polite (every client closes and reconnects), then abrupt (every
+      // connection is cut), last because a server that does not survive it ends the run.
+      for (const mode of ['graceful', 'abrupt'] as const) {
+        await sleep(plan.settleMs);
+        const before = await fleet.stats();
+        log(`reconnect storm (${mode}): all ${before.openStreams} streams end and reconnect at once`);
+        const want = server.group.pids().length;
+        const watch = watchServer(server, () => void fleet!.abort());
+        const storm = await measureCpu(server.group, () => fleet!.storm(mode, plan.stormTimeoutMs));
+        watch.stop();
+        const ss = summarize(storm.value.mapMs);
+        const p = mode === 'graceful' ? 'reconnect' : 'reconnect_abrupt';
+        m[`${p}_storm_s`] = storm.value.failed === 0 && ss.count > 0 ? ss.max / 1000 : null;
+        m[`${p}_p50_ms`] = ss.p50;
+        m[`${p}_p99_ms`] = ss.p99;
+        m[`${p}_failed`] = storm.value.failed;
+        m[`${p}_retries`] = storm.value.retries;
+        m[`${p === 'reconnect' ? 'storm' : 'storm_abrupt'}_cpu_s`] = storm.cpuMs / 1000;
+        const alive = server.group.pids().length >= want;
+        log(
+          `  ${ss.count} back in ${(ss.max / 1000).toFixed(2)} s (p50 ${ss.p50.toFixed(0)} ms, p99 ${ss.p99.toFixed(0)} ms), ` +
+            `${storm.value.retries} retries, ${storm.value.failed} failed, server CPU ${(storm.cpuMs / 1000).toFixed(1)} s` +
+            (alive ? '' : ', SERVER PROCESS GONE'),
+        );
+        if (!alive)
+          note(`reconnect storm (${mode}): a server process exited; see its log in ${server.logDir}`);
+        if (storm.value.failed > 0)
+          note(
+            `reconnect storm (${mode}): ${storm.value.failed} nodes had no map after ${plan.stormTimeoutMs / 1000} s, ` +
+              `e.g. ${storm.value.firstErrors.slice(0, 2).join('; ')}`,
+          );
+        else if (storm.value.retries > 0)
+          note(
+            `reconnect storm (${mode}): ${storm.value.retries} retries, e.g. ${storm.value.firstErrors.slice(0, 2).join('; ')}`,
+          );
+        if (!alive) break;
+      }
     }
     const ge = await fleet.stats();
     genCpuMs = ge.cpuMs;
@@ -364,6 +385,7 @@ export async function runTarget(
     label: server.label,
     version: server.version,
     nodes: n,
+    topology: plan.topology,
     metrics: m,
     notes,
     durationS: (Date.now() - began) / 1000,

@@ -84,6 +84,10 @@ export interface FleetOptions {
   readonly serverPublic: string;
   readonly capVersion: number;
   readonly authKey: string;
+  /** Tagged key for hubs (hub topology), else null. */
+  readonly hubAuthKey: string | null;
+  /** Nodes 0..hubs-1 are hubs (and the joiners, when there are hubs). */
+  readonly hubs: number;
   /** Nodes 0..nodes-1 are the fleet; nodes..nodes+joiners-1 join during the propagation trials. */
   readonly nodes: number;
   readonly joiners: number;
@@ -162,6 +166,9 @@ export class Fleet {
               serverPublic: opts.serverPublic,
               capVersion: opts.capVersion,
               authKey: opts.authKey,
+              hubAuthKey: opts.hubAuthKey,
+              hubs: opts.hubs,
+              nodes: opts.nodes,
               indices,
             },
           });

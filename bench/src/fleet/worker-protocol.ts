@@ -11,7 +11,13 @@ export interface WorkerInit {
   /** The server's Noise key, `mkey:…`. */
   readonly serverPublic: string;
   readonly capVersion: number;
+  /** Pre-auth key of user-owned nodes. */
   readonly authKey: string;
+  /** Pre-auth key tagged tag:hub, for hubs (hub topology), else null. */
+  readonly hubAuthKey: string | null;
+  /** Nodes 0..hubs-1 are hubs, as are the joiners (indices >= nodes) when there are hubs. */
+  readonly hubs: number;
+  readonly nodes: number;
   /** Global node indices this worker owns. */
   readonly indices: readonly number[];
   /** Frames larger than this (compressed bytes) are not kept for later analysis (default 256 KiB). */

@@ -99,6 +99,13 @@ class Worker {
     return n;
   }
 
+  /** Hubs (the first `hubs` nodes and, with hubs, the joiners) use the tagged key. */
+  private authKeyOf(index: number): string {
+    const init = this.init!;
+    const hub = init.hubAuthKey !== null && (index < init.hubs || index >= init.nodes);
+    return hub ? init.hubAuthKey! : init.authKey;
+  }
+
   private get key(): MachinePublic {
     if (!this.serverPublic) throw new Error('worker not initialised');
     return this.serverPublic;
@@ -188,7 +195,7 @@ class Worker {
         const a = now();
         await n.connect(this.key);
         const b = now();
-        await n.register(this.init!.authKey);
+        await n.register(this.authKeyOf(i));
         const c = now();
         connectMs.push(b - a);
         registerMs.push(c - b);
@@ -299,7 +306,7 @@ class Worker {
     const n = this.node(index);
     await n.connect(this.key);
     const t0 = now();
-    await n.register(this.init!.authKey);
+    await n.register(this.authKeyOf(index));
     const registered = now();
     await n.openStream(this.handlers, timeoutMs);
     return { t0, registered, nodeKey: n.nodeKey };

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { httpJson } from './http-json.js';
 import { freePort, httpOk, startProcess, waitUntil } from './process.js';
-import { writeHeadscaleDerpMap, type ServerUnderTest } from './server.js';
+import { HUB_POLICY, HUB_TAG, writeHeadscaleDerpMap, type ServerUnderTest, type Topology } from './server.js';
 
 const execFileP = promisify(execFile);
 
@@ -82,6 +82,7 @@ export interface HeadscaleOptions {
   readonly workDir: string;
   readonly logLevel: string;
   readonly binary: string;
+  readonly topology: Topology;
 }
 
 /** The configuration (headscale ≥ 0.28 key names), as JSON, which its YAML loader reads. */
@@ -92,6 +93,8 @@ export function headscaleConfig(o: {
   dir: string;
   derpPath: string;
   logLevel: string;
+  /** Policy file; empty = allow all. */
+  policyPath: string;
 }): Record<string, unknown> {
   return {
     server_url: `http://127.0.0.1:${o.port}`,
@@ -117,7 +120,7 @@ export function headscaleConfig(o: {
     tls_cert_path: '',
     tls_key_path: '',
     log: { level: o.logLevel, format: 'text' },
-    policy: { mode: 'file', path: '' },
+    policy: { mode: 'file', path: o.policyPath },
     dns: {
       magic_dns: true,
       base_domain: 'bench.internal',
@@ -137,6 +140,11 @@ export async function startHeadscale(o: HeadscaleOptions): Promise<ServerUnderTe
   mkdirSync(dir, { recursive: true });
   const derpPath = join(dir, 'derp.yaml');
   writeHeadscaleDerpMap(derpPath);
+  let policyPath = '';
+  if (o.topology === 'hub') {
+    policyPath = join(dir, 'policy.json');
+    writeFileSync(policyPath, JSON.stringify(HUB_POLICY, null, 2) + '\n');
+  }
   const port = await freePort();
   const configPath = join(dir, 'config.yaml');
   const config = headscaleConfig({
@@ -146,6 +154,7 @@ export async function startHeadscale(o: HeadscaleOptions): Promise<ServerUnderTe
     dir,
     derpPath,
     logLevel: o.logLevel,
+    policyPath,
   });
   writeFileSync(configPath, JSON.stringify(config, null, 2) + '\n');
   const env: NodeJS.ProcessEnv = {
@@ -185,8 +194,13 @@ export async function startHeadscale(o: HeadscaleOptions): Promise<ServerUnderTe
       '-e',
       '24h',
     ]);
+    const hubKey =
+      o.topology === 'hub'
+        ? await cli(['preauthkeys', 'create', '--reusable', '-e', '24h', '--tags', HUB_TAG])
+        : null;
     const apiKey = await cli(['apikeys', 'create', '-e', '24h']);
-    if (!preAuthKey || !apiKey) throw new Error('headscale did not print a pre-auth key or an API key');
+    if (!preAuthKey || !apiKey || hubKey === '')
+      throw new Error('headscale did not print a pre-auth key or an API key');
     const api = { baseUrl: url, bearer: apiKey };
     return {
       key: 'headscale',
@@ -196,7 +210,7 @@ export async function startHeadscale(o: HeadscaleOptions): Promise<ServerUnderTe
       group: { name: 'headscale', pids: () => (proc.running ? [proc.pid] : []) },
       infra: null,
       logDir: dir,
-      authKey: async () => preAuthKey,
+      authKeys: async () => ({ plain: preAuthKey, hub: hubKey }),
       deleteNode: async (id) => {
         await httpJson(api, 'DELETE', `/api/v1/node/${id}`);
       },

@@ -9,6 +9,26 @@ import type { ProcessGroup } from '../proc-stats.js';
 
 export type ServerKey = 'switchboard' | 'switchboard_services' | 'headscale';
 
+/**
+ * mesh: the servers' default policy, every node sees every other. hub: a few nodes tagged
+ * `tag:hub` that every node may reach (HUB_POLICY); the others see only the hubs, the hubs see
+ * everyone, as with shared servers or subnet routers in a large tailnet.
+ */
+export type Topology = 'mesh' | 'hub';
+
+export interface AuthKeys {
+  readonly plain: string;
+  readonly hub: string | null;
+}
+
+export const HUB_TAG = 'tag:hub';
+
+/** Everyone may reach the hubs; nothing else is allowed (HuJSON/JSON, the same text for both). */
+export const HUB_POLICY = {
+  tagOwners: { [HUB_TAG]: ['bench@'] },
+  acls: [{ action: 'accept', src: ['*'], dst: [`${HUB_TAG}:*`] }],
+};
+
 export interface ServerUnderTest {
   readonly key: ServerKey;
   /** Human-readable name with mode and version. */
@@ -22,8 +42,11 @@ export interface ServerUnderTest {
   readonly infra: ProcessGroup | null;
   /** Where its logs are. */
   readonly logDir: string;
-  /** A reusable pre-auth key valid for the whole run. */
-  authKey(): Promise<string>;
+  /**
+   * Reusable pre-auth keys valid for the whole run: one for user-owned nodes and, for the hub
+   * topology, one tagged `tag:hub` (the hub policy is in force before either is created).
+   */
+  authKeys(): Promise<AuthKeys>;
   /** Deletes node `id` through the admin API; resolves when the API answered. */
   deleteNode(id: number): Promise<void>;
   /** Open map streams as the server counts them, if it can tell. */

@@ -19,7 +19,14 @@ import { scratchDatabase, type ScratchDatabase } from '@switchboard/testing';
 import { findPids, type ProcessGroup } from '../proc-stats.js';
 import { httpJson } from './http-json.js';
 import { freePort, httpOk, startProcess, waitUntil, type ManagedProcess } from './process.js';
-import { writeSwitchboardDerpMap, type ServerUnderTest } from './server.js';
+import {
+  HUB_POLICY,
+  HUB_TAG,
+  writeSwitchboardDerpMap,
+  type AuthKeys,
+  type ServerUnderTest,
+  type Topology,
+} from './server.js';
 
 const REPO = fileURLToPath(new URL('../../../../', import.meta.url));
 export const SWITCHBOARD_MAIN = join(REPO, 'services/switchboard/dist/src/main.js');
@@ -27,6 +34,7 @@ export const SWITCHBOARD_MAIN = join(REPO, 'services/switchboard/dist/src/main.j
 export interface SwitchboardOptions {
   readonly workDir: string;
   readonly logLevel: string;
+  readonly topology: Topology;
 }
 
 /**
@@ -80,7 +88,7 @@ function commonEnv(o: SwitchboardOptions, dir: string, derpPath: string): NodeJS
 }
 
 class SwitchboardTarget implements ServerUnderTest {
-  private preAuthKey: string | null = null;
+  private keys: AuthKeys | null = null;
 
   constructor(
     readonly key: 'switchboard' | 'switchboard_services',
@@ -91,21 +99,28 @@ class SwitchboardTarget implements ServerUnderTest {
     readonly infra: ProcessGroup | null,
     readonly logDir: string,
     private readonly adminSocket: string,
+    private readonly topology: Topology,
     private readonly stopAll: () => Promise<void>,
   ) {}
 
-  async authKey(): Promise<string> {
-    if (this.preAuthKey) return this.preAuthKey;
+  async authKeys(): Promise<AuthKeys> {
+    if (this.keys) return this.keys;
     const admin = { socketPath: this.adminSocket };
     await httpJson(admin, 'POST', '/api/v1/users', { name: 'bench' });
-    const r = (await httpJson(admin, 'POST', '/api/v1/preauthkeys', {
-      user: 'bench',
-      reusable: true,
-      expiration: '24h',
-    })) as { key?: string };
-    if (!r.key) throw new Error(`switchboard preauthkeys: no key in ${JSON.stringify(r)}`);
-    this.preAuthKey = r.key;
-    return r.key;
+    if (this.topology === 'hub')
+      await httpJson(admin, 'PUT', '/api/v1/policy', { policy: JSON.stringify(HUB_POLICY, null, 2) });
+    const create = async (tags: string[]): Promise<string> => {
+      const r = (await httpJson(admin, 'POST', '/api/v1/preauthkeys', {
+        user: 'bench',
+        reusable: true,
+        expiration: '24h',
+        ...(tags.length > 0 ? { tags } : {}),
+      })) as { key?: string };
+      if (!r.key) throw new Error(`switchboard preauthkeys: no key in ${JSON.stringify(r)}`);
+      return r.key;
+    };
+    this.keys = { plain: await create([]), hub: this.topology === 'hub' ? await create([HUB_TAG]) : null };
+    return this.keys;
   }
 
   async deleteNode(id: number): Promise<void> {
@@ -181,6 +196,7 @@ export async function startSwitchboardOne(o: SwitchboardOptions): Promise<Server
     null,
     dir,
     adminSocket,
+    o.topology,
     () => proc.stop(),
   );
 }
@@ -305,6 +321,7 @@ export async function startSwitchboardServices(o: SwitchboardOptions): Promise<S
       },
       dir,
       adminSocket,
+      o.topology,
       stopAll,
     );
   } catch (err) {

@@ -55,7 +55,6 @@ export interface ControlHandlerDeps {
   registry: StreamRegistry;
   replicaId: string;
   logger: Logger;
-  encodeFrame: (json: string) => Buffer;
 }
 
 const ZERO_TIME_PREFIX = '0001-01-01';
@@ -212,7 +211,7 @@ export class ControlHandlers {
     }
     res.start();
     if (!req.stream) {
-      res.write(this.d.encodeFrame(this.d.engine.fullMap(node)));
+      res.write(this.d.engine.fullMapFrame(node));
       res.end();
       return;
     }

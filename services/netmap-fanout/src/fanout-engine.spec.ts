@@ -25,7 +25,7 @@ function node(over: Partial<NodeRecord> = {}): NodeRecord {
     machineKey: `mkey:${id.toString(16).padStart(64, '0')}`,
     nodeKey: `nodekey:${id.toString(16).padStart(64, '0')}`,
     discoKey: `discokey:${id.toString(16).padStart(64, '0')}`,
-    ipv4: `100.64.0.${id}`,
+    ipv4: `100.64.${id >> 8}.${id & 255}`,
     ipv6: `fd7a:115c:a1e0::6440:${id.toString(16)}`,
     hostname: `host${id}`,
     givenName: `host${id}`,
@@ -86,7 +86,11 @@ function setup() {
       disableCaptivePortalDetection: true,
     },
     policy,
-    encoder: { encode: (json) => Buffer.from(json), keepAlive: Buffer.from('{"KeepAlive":true}') },
+    encoder: {
+      compress: (t) => Buffer.from(t),
+      frame: (p) => p,
+      keepAlive: Buffer.from('{"KeepAlive":true}'),
+    },
     logger: createLogger('test'),
   });
   /** Applies changes the way the runtime does: through the policy engine, then to the streams. */
@@ -259,6 +263,28 @@ describe('fan-out engine', () => {
     engine.open('two', a, s2);
     assert.match(s1.closed ?? '', /superseded/);
     assert.equal(engine.streamFor(a.id)?.id, 'two');
+  });
+});
+
+describe('full map frames from cached peer blocks', () => {
+  test('equal the one-piece map for every viewer, and share compressed blocks', () => {
+    const { model, engine, push } = setup();
+    const nodes = Array.from({ length: 700 }, () => node());
+    for (const n of nodes) push(model.upsertNode(n));
+    engine.flush();
+    const before = engine.stats.encodes;
+    for (const viewer of [nodes[0]!, nodes[300]!, nodes[699]!]) {
+      const framed = engine.fullMapFrame(viewer).toString('utf8');
+      const whole = engine.fullMap(viewer);
+      // ControlTime may tick between the two renders; compare without it.
+      const strip = (x: string) => x.replace(/"ControlTime":"[^"]*"/, '');
+      assert.equal(strip(framed), strip(whole));
+      const parsed = JSON.parse(framed) as { Peers: { ID: number }[] };
+      assert.equal(parsed.Peers.length, 699);
+      assert.ok(!parsed.Peers.some((p) => p.ID === viewer.id));
+    }
+    // 700 peers span 3-4 blocks; later viewers reuse the blocks that do not contain them.
+    assert.ok(engine.stats.encodes - before < 3 * 4, `encodes ${engine.stats.encodes - before}`);
   });
 });
 

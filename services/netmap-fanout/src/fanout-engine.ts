@@ -10,6 +10,7 @@ import type { NodeRecord, TailnetRecord } from '@switchboard/contracts';
 import { Bitset, SlotMap } from './bitset.js';
 import {
   dnsConfig,
+  isExpired,
   peerPatch,
   PeerJsonCache,
   renderNode,
@@ -41,10 +42,21 @@ export interface PolicyView {
   capMap(viewer: NodeRecord): Record<string, unknown[] | null>;
 }
 
+/**
+ * How map frames are built: `compress` makes one zstd frame of a text, `frame` adds the u32 LE length
+ * prefix to a payload. A payload may be several concatenated zstd frames (RFC 8878; tailscale's
+ * decoders read them as one), which lets full maps reuse compressed blocks of peer entries.
+ */
 export interface FrameEncoder {
-  encode(json: string): Buffer;
+  compress(text: string): Buffer;
+  frame(payload: Buffer): Buffer;
   readonly keepAlive: Buffer;
 }
+
+/** Peers per cached block of a full map (by node id range). */
+const PEER_BLOCK = 256;
+/** Upper bound of the compressed peer-block cache. */
+const BLOCK_CACHE_BYTES = 64 << 20;
 
 interface Pending {
   self: boolean;
@@ -82,6 +94,11 @@ export interface FanoutEngineOptions {
   encoder: FrameEncoder;
   logger: Logger;
   keepAliveMs?: number;
+  /**
+   * Flushes are at least this far apart (default 20 ms): a burst of changes (a reconnect storm, a
+   * registration wave) is merged into one message per stream instead of one per change.
+   */
+  minFlushIntervalMs?: number;
   now?: () => number;
 }
 
@@ -104,16 +121,21 @@ export class FanoutEngine {
   private readonly streamsByNode = new Map<number, MapStream>();
   private readonly slots = new SlotMap();
   private readonly peerJson = new PeerJsonCache();
+  private readonly blockCache = new Map<string, Buffer>();
+  private blockCacheBytes = 0;
   private readonly queue: ModelChange[] = [];
   private scheduled = false;
   private keepAliveTimer: NodeJS.Timeout | undefined;
   private readonly keepAliveMs: number;
+  private readonly minFlushMs: number;
+  private lastFlush = 0;
   private readonly now: () => number;
   /** Frames written (all kinds) and bytes, for metrics. */
   stats = { frames: 0, bytes: 0, flushes: 0, encodes: 0, streamsOpened: 0 };
 
   constructor(private readonly o: FanoutEngineOptions) {
     this.keepAliveMs = o.keepAliveMs ?? 50_000;
+    this.minFlushMs = o.minFlushIntervalMs ?? 20;
     this.now = o.now ?? Date.now;
   }
 
@@ -142,7 +164,7 @@ export class FanoutEngine {
     const s = new MapStream(id, node.id, node.tailnetId, sink, Math.floor(Math.random() * 9000));
     this.stats.streamsOpened++;
     this.streamsByNode.set(node.id, s);
-    this.write(s, this.o.encoder.encode(this.fullMap(node, s)));
+    this.write(s, this.fullMapFrame(node, s));
     return s;
   }
 
@@ -165,10 +187,14 @@ export class FanoutEngine {
   }
 
   /**
-   * Full map for one node: self, DERP map, DNS, filter, profiles, every visible peer. With a stream,
-   * records what was sent so later deltas are relative to it.
+   * The parts of a node's full map: the object up to `"Peers":[`, the visible peers (each with a
+   * signature naming exactly what its JSON depends on), and the closing text. With a stream, records
+   * what was sent so later deltas are relative to it.
    */
-  fullMap(self: NodeRecord, s?: MapStream): string {
+  private fullMapParts(
+    self: NodeRecord,
+    s?: MapStream,
+  ): { head: string; peers: { id: number; sig: string; json: string }[]; tail: string } {
     const { model, settings, policy } = this.o;
     const now = this.now();
     const tailnet = model.tailnets.get(self.tailnetId);
@@ -182,11 +208,17 @@ export class FanoutEngine {
       peers.sort((a, b) => a.id - b.id);
     }
     const users = new Set<number>([self.userId ?? TAGGED_USER_ID]);
-    const peerParts: string[] = [];
+    const entries: { id: number; sig: string; json: string }[] = [];
     for (const p of peers) {
       s?.sentPeers.add(this.slots.slot(p.id));
       users.add(p.userId ?? TAGGED_USER_ID);
-      peerParts.push(this.peerEntry(self, p, tailnet, now));
+      const online = model.online.has(p.id);
+      const routes = p.approvedRoutes.length > 0 ? policy.peerRoutes(self, p) : undefined;
+      entries.push({
+        id: p.id,
+        sig: `${p.id}:${p.version}:${online ? 1 : 0}:${isExpired(p, now) ? 1 : 0}:${routes?.join('+') ?? ''}`,
+        json: this.peerJson.get(p, tailnet, online, now, settings, routes),
+      });
     }
     if (s) for (const u of users) s.sentUsers.add(u);
     const ssh = authorized ? policy.sshPolicy(self) : null;
@@ -200,8 +232,56 @@ export class FanoutEngine {
       `"ControlTime":"${new Date(now).toISOString()}"`,
     ];
     if (ssh) parts.push(`"SSHPolicy":${JSON.stringify(ssh)}`);
-    if (peerParts.length > 0) parts.push(`"Peers":[${peerParts.join(',')}]`);
-    return `{${parts.join(',')}}`;
+    if (entries.length === 0) return { head: `{${parts.join(',')}}`, peers: [], tail: '' };
+    return { head: `{${parts.join(',')},"Peers":[`, peers: entries, tail: ']}' };
+  }
+
+  /** Full map for one node as JSON (one-shot requests, tests). */
+  fullMap(self: NodeRecord, s?: MapStream): string {
+    const m = this.fullMapParts(self, s);
+    return m.head + m.peers.map((p) => p.json).join(',') + m.tail;
+  }
+
+  /**
+   * Full map for one node as a map frame. Peer entries are grouped by node-id range into blocks; a
+   * block's compressed bytes are cached under the signatures of its entries, so viewers that see the
+   * same peers (everyone, under most policies) share them and only the head, the block holding the
+   * viewer itself and the last entry are compressed per stream.
+   */
+  fullMapFrame(self: NodeRecord, s?: MapStream): Buffer {
+    const enc = this.o.encoder;
+    const m = this.fullMapParts(self, s);
+    if (m.peers.length === 0) return enc.frame(enc.compress(m.head));
+    const domain = this.o.model.tailnets.get(self.tailnetId)?.domain ?? '';
+    const chunks: Buffer[] = [enc.compress(m.head)];
+    const last = m.peers.length - 1;
+    let i = 0;
+    while (i < last) {
+      const block = Math.floor(m.peers[i]!.id / PEER_BLOCK);
+      let j = i;
+      while (j < last && Math.floor(m.peers[j]!.id / PEER_BLOCK) === block) j++;
+      const group = m.peers.slice(i, j);
+      const key = `${domain}|${group.map((p) => p.sig).join(',')}`;
+      let bytes = this.blockCache.get(key);
+      if (bytes) {
+        this.blockCache.delete(key);
+        this.blockCache.set(key, bytes);
+      } else {
+        bytes = enc.compress(group.map((p) => p.json + ',').join(''));
+        this.stats.encodes++;
+        this.blockCache.set(key, bytes);
+        this.blockCacheBytes += bytes.length;
+        for (const [k, v] of this.blockCache) {
+          if (this.blockCacheBytes <= BLOCK_CACHE_BYTES) break;
+          this.blockCache.delete(k);
+          this.blockCacheBytes -= v.length;
+        }
+      }
+      chunks.push(bytes);
+      i = j;
+    }
+    chunks.push(enc.compress(m.peers[last]!.json + m.tail));
+    return enc.frame(Buffer.concat(chunks));
   }
 
   /** A peer's entry as this viewer sees it: shared JSON unless the peer routes subnets. */
@@ -231,7 +311,9 @@ export class FanoutEngine {
     this.queue.push(...changes);
     if (!this.scheduled) {
       this.scheduled = true;
-      setImmediate(() => this.flush());
+      const wait = this.lastFlush + this.minFlushMs - this.now();
+      if (wait <= 0) setImmediate(() => this.flush());
+      else setTimeout(() => this.flush(), wait);
     }
   }
 
@@ -353,6 +435,7 @@ export class FanoutEngine {
     this.scheduled = false;
     const changes = this.queue.splice(0);
     if (changes.length === 0) return;
+    this.lastFlush = this.now();
     this.stats.flushes++;
     const removedNodes: number[] = [];
     for (const c of changes) {
@@ -471,7 +554,7 @@ export class FanoutEngine {
     const json = `{${parts.join(',')}}`;
     let frame = frames.get(json);
     if (!frame) {
-      frame = this.o.encoder.encode(json);
+      frame = this.o.encoder.frame(this.o.encoder.compress(json));
       this.stats.encodes++;
       frames.set(json, frame);
     }

@@ -6,7 +6,7 @@ import { hostname } from 'node:os';
 import type { Bus, Subscription } from '@switchboard/bus';
 import type { Logger } from '@switchboard/common';
 import { fanout, subscribeBroadcast } from '@switchboard/contracts';
-import { encodeMapFrame, KEEP_ALIVE_FRAME, type PrivateKey } from '@switchboard/protocol';
+import { KEEP_ALIVE_FRAME, zstdCompress, type PrivateKey } from '@switchboard/protocol';
 import { ControlHandlers } from './control-handlers.js';
 import { EdgeServer } from './edge.server.js';
 import { FanoutEngine } from './fanout-engine.js';
@@ -51,7 +51,19 @@ export class NetmapFanoutRuntime {
         disableCaptivePortalDetection: o.config.DISABLE_CAPTIVE_PORTAL_DETECTION,
       },
       policy: this.policy,
-      encoder: { encode: (json) => encodeMapFrame(json), keepAlive: Buffer.from(KEEP_ALIVE_FRAME) },
+      encoder: {
+        compress: (text) => {
+          const z = zstdCompress(Buffer.from(text, 'utf8'));
+          return Buffer.from(z.buffer, z.byteOffset, z.byteLength);
+        },
+        frame: (payload) => {
+          const out = Buffer.allocUnsafe(4 + payload.length);
+          out.writeUInt32LE(payload.length, 0);
+          payload.copy(out, 4);
+          return out;
+        },
+        keepAlive: Buffer.from(KEEP_ALIVE_FRAME),
+      },
       logger: log.child('engine'),
       keepAliveMs: o.config.KEEPALIVE_INTERVAL_MS,
     });
@@ -69,7 +81,6 @@ export class NetmapFanoutRuntime {
       registry: o.registry,
       replicaId: this.replicaId,
       logger: log.child('control'),
-      encodeFrame: (json) => encodeMapFrame(json),
     });
     this.edge = new EdgeServer({
       host: o.host,

@@ -132,6 +132,7 @@ export function planFor(t: Tier, key: ServerKey, workers: number | null): RunPla
     idleWindowMs: big ? 20_000 : small ? 5_000 : 10_000,
     settleMs: big ? 3000 : 1000,
     openTimeoutMs: big ? 300_000 : 120_000,
+    quietTimeoutMs: big ? 120_000 : 30_000,
     propagationTimeoutMs: big ? 60_000 : 20_000,
     stormTimeoutMs: big ? 600_000 : 120_000,
   };

@@ -46,7 +46,8 @@ export const SUMMARY_METRICS: readonly MetricDef[] = [
   },
   { base: 'delete_propagation_max_ms', better: 'lower', title: 'deletion → last stream', sized: 'suffix' },
   { base: 'stream_idle_kb', better: 'lower', title: 'server memory per idle stream', sized: 'suffix' },
-  { base: 'idle_cpu_pct', better: 'lower', title: 'idle server CPU, % of a core', sized: 'suffix' },
+  { base: 'idle_cpu_pct', better: 'lower', title: 'idle server CPU, of one core', sized: 'suffix' },
+  { base: 'settle_after_open_s', better: 'lower', title: 'busy after all streams opened', sized: 'suffix' },
   { base: 'streams_open_s', better: 'lower', title: 'all streams opened', sized: 'suffix' },
   { base: 'reconnect_storm_s', better: 'lower', title: 'reconnect storm: all have a map', sized: 'suffix' },
   { base: 'storm_cpu_s', better: 'lower', title: 'reconnect storm: server CPU', sized: 'suffix' },
@@ -221,6 +222,15 @@ export function buildSummary(
   };
 }
 
+function unitOf(base: string): string {
+  if (base.endsWith('_per_s')) return '/s';
+  if (base.endsWith('_kb')) return 'KiB';
+  if (base.endsWith('_pct')) return '%';
+  if (base.endsWith('_ms')) return 'ms';
+  if (base.endsWith('_s')) return 's';
+  return '';
+}
+
 function fmt(v: number | null | undefined): string {
   if (v === null || v === undefined || !Number.isFinite(v)) return '—';
   if (Math.abs(v) >= 100) return v.toFixed(0);
@@ -242,7 +252,7 @@ export function renderTable(s: Summary, sizes: readonly number[]): string {
       const k = metricName(d, size);
       if (!(k in s.switchboard) && !(k in s.headscale) && !(k in s.switchboard_services)) continue;
       rows.push([
-        `${d.title} (${d.base.replace(/^.*_(ms|s|kb|pct|per_s)$/, '$1').replace('per_s', '/s')})`,
+        `${d.title} (${unitOf(d.base)})`,
         sizeLabel(size),
         fmt(s.switchboard[k]),
         fmt(s.switchboard_services[k]),

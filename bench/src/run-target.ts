@@ -39,6 +39,8 @@ export interface RunPlan {
   /** Quiet time between phases so one phase's tail does not leak into the next. */
   readonly settleMs: number;
   readonly openTimeoutMs: number;
+  /** How long to wait for the server to go quiet after the streams opened. */
+  readonly quietTimeoutMs: number;
   readonly propagationTimeoutMs: number;
   readonly stormTimeoutMs: number;
 }
@@ -66,6 +68,21 @@ function put(
   fields: (keyof Summary)[] = ['p50', 'p99', 'max'],
 ): void {
   for (const f of fields) m[`${prefix}_${f}_ms`] = s.count > 0 ? s[f] : null;
+}
+
+/**
+ * Waits until the server uses less than 10% of a core for two consecutive seconds, or `maxMs`.
+ * Returns how long that took and whether it got quiet.
+ */
+async function waitQuiet(server: ServerUnderTest, maxMs: number): Promise<{ ms: number; quiet: boolean }> {
+  const t0 = Date.now();
+  let calm = 0;
+  while (Date.now() - t0 < maxMs) {
+    const r = await measureCpu(server.group, () => sleep(1000));
+    calm = r.cpuMs < 0.1 * r.wallMs ? calm + 1 : 0;
+    if (calm >= 2) return { ms: Date.now() - t0, quiet: true };
+  }
+  return { ms: Date.now() - t0, quiet: false };
 }
 
 /** Calls `onDeath` once if a server process disappears while watched. */
@@ -212,9 +229,11 @@ export async function runTarget(
       // 3. Streams, then idle.
       const rssBefore = await lowRss(server, Math.max(plan.settleMs, 2000));
       log(`opening ${n} map streams, ${plan.openConcurrency} at a time`);
+      const genOpen = (await fleet.stats()).cpuMs;
       const open = await measureCpu(server.group, () =>
         fleet!.openStreams(all, plan.openConcurrency, plan.openTimeoutMs),
       );
+      m.generator_open_cpu_s = ((await fleet.stats()).cpuMs - genOpen) / 1000;
       const os = summarize(open.value.openMs);
       m.streams_open_s = open.value.wallMs / 1000;
       m.stream_open_p99_ms = os.p99;
@@ -222,13 +241,21 @@ export async function runTarget(
       m.stream_errors = open.value.errors;
       log(
         `  ${os.count} streams open in ${m.streams_open_s.toFixed(1)} s (p99 ${os.p99.toFixed(0)} ms each), ` +
-          `server CPU ${m.streams_open_cpu_s.toFixed(1)} s`,
+          `server CPU ${m.streams_open_cpu_s.toFixed(1)} s, generator CPU ${m.generator_open_cpu_s.toFixed(1)} s`,
       );
       if (open.value.errors > 0)
         note(
           `${open.value.errors} streams failed to open, e.g. ${open.value.firstErrors.slice(0, 2).join('; ')}`,
         );
-      await sleep(Math.max(plan.settleMs, 3000));
+      // Let the server finish the work the opening caused (presence updates, batches) before idling.
+      const settled = await waitQuiet(server, plan.quietTimeoutMs);
+      m.settle_after_open_s = settled.ms / 1000;
+      log(
+        `  server quiet ${settled.quiet ? 'after' : 'NOT quiet after'} ${(settled.ms / 1000).toFixed(1)} s ` +
+          `(below 10% of a core for 2 s)`,
+      );
+      if (!settled.quiet)
+        note(`the server was still busy ${plan.quietTimeoutMs / 1000} s after the streams opened`);
       const counted = await server.streamCount().catch(() => null);
       if (counted !== null) {
         m.server_streams = counted;
@@ -327,10 +354,13 @@ export async function runTarget(
         await sleep(plan.settleMs);
         const before = await fleet.stats();
         log(`reconnect storm (${mode}): all ${before.openStreams} streams end and reconnect at once`);
+        const genStorm = before.cpuMs;
         const want = server.group.pids().length;
         const watch = watchServer(server, () => void fleet!.abort());
         const storm = await measureCpu(server.group, () => fleet!.storm(mode, plan.stormTimeoutMs));
         watch.stop();
+        const genAfter = (await fleet.stats().catch(() => null))?.cpuMs ?? genStorm;
+        m[`generator_${mode}_storm_cpu_s`] = (genAfter - genStorm) / 1000;
         const ss = summarize(storm.value.mapMs);
         const p = mode === 'graceful' ? 'reconnect' : 'reconnect_abrupt';
         m[`${p}_storm_s`] = storm.value.failed === 0 && ss.count > 0 ? ss.max / 1000 : null;

@@ -102,8 +102,9 @@ class Worker {
   /** Hubs (the first `hubs` nodes and, with hubs, the joiners) use the tagged key. */
   private authKeyOf(index: number): string {
     const init = this.init!;
-    const hub = init.hubAuthKey !== null && (index < init.hubs || index >= init.nodes);
-    return hub ? init.hubAuthKey! : init.authKey;
+    const hubKey = init.hubAuthKey;
+    if (hubKey !== null && (index < init.hubs || index >= init.nodes)) return hubKey;
+    return init.authKey;
   }
 
   private get key(): MachinePublic {

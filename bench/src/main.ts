@@ -32,10 +32,12 @@ export interface Options {
   workers: number | null;
   logLevel: string;
   keep: boolean;
+  storms: boolean;
 }
 
 const USAGE = `usage: pnpm bench [--full] [--only=switchboard,switchboard_services,headscale]
-                  [--nodes=500,1000,10k] [--topology=mesh|hub] [--workers=N] [--log-level=warn] [--keep]
+                  [--nodes=500,1000,10k] [--topology=mesh|hub] [--workers=N] [--log-level=warn]
+                  [--keep] [--no-storm]
   (default)  500 nodes, full mesh, every server: about 5 minutes on 2 cores
   --full     1k nodes full mesh (every server), then 10k nodes with 5 hubs (Switchboard; Headscale
              registration and first map only): about 45 minutes on 2 cores
@@ -53,6 +55,7 @@ export function parseArgs(argv: readonly string[]): Options {
     workers: null,
     logLevel: 'warn',
     keep: false,
+    storms: true,
   };
   for (const a of argv) {
     const [k, v] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, ''];
@@ -82,6 +85,9 @@ export function parseArgs(argv: readonly string[]): Options {
         break;
       case '--keep':
         o.keep = true;
+        break;
+      case '--no-storm':
+        o.storms = false;
         break;
       case '--help':
       case '-h':
@@ -116,7 +122,7 @@ export function tiersFor(o: Options): Tier[] {
   return [tier(500, o.topology)];
 }
 
-export function planFor(t: Tier, key: ServerKey, workers: number | null): RunPlan {
+export function planFor(t: Tier, key: ServerKey, workers: number | null, storms = true): RunPlan {
   const big = t.nodes > 2000;
   const small = t.nodes <= 500;
   return {
@@ -135,6 +141,7 @@ export function planFor(t: Tier, key: ServerKey, workers: number | null): RunPla
     quietTimeoutMs: big ? 120_000 : 30_000,
     propagationTimeoutMs: big ? 60_000 : 20_000,
     stormTimeoutMs: big ? 600_000 : 120_000,
+    storms,
   };
 }
 
@@ -212,7 +219,7 @@ async function main(): Promise<number> {
   for (const tier of tiers) {
     for (const key of o.servers) {
       if (key === 'headscale' && !headscaleBin) continue;
-      const plan = planFor(tier, key, o.workers);
+      const plan = planFor(tier, key, o.workers, o.storms);
       const dir = join(workDir, `${key}-${tier.nodes}`);
       mkdirSync(dir, { recursive: true });
       log(
@@ -288,7 +295,8 @@ async function main(): Promise<number> {
     for (const line of [...(r.error ? [`ERROR: ${r.error}`] : []), ...r.notes])
       process.stdout.write(`  ${r.server} ${r.nodes}: ${line}\n`);
   process.stdout.write(`\nwrote ${out} (${Math.round(process.uptime())} s)\n`);
-  if (o.keep || failed) log(`logs kept in ${workDir}`);
+  const crashed = runs.some((r) => r.notes.some((n) => n.includes('server process exited')));
+  if (o.keep || failed || crashed) log(`logs kept in ${workDir}`);
   else rmSync(workDir, { recursive: true, force: true });
   return failed ? 1 : 0;
 }

@@ -14,6 +14,8 @@
  * Server CPU is read from /proc around each phase; the generator's own CPU and memory are reported
  * too, and the machine's CPU used by anything else.
  */
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { CURRENT_CAPVER, fetchServerKey, formatKey } from '@switchboard/protocol';
 import { now, sleep } from './clock.js';
 import { Fleet, type MergedCollect } from './fleet/fleet.js';
@@ -43,6 +45,8 @@ export interface RunPlan {
   readonly quietTimeoutMs: number;
   readonly propagationTimeoutMs: number;
   readonly stormTimeoutMs: number;
+  /** Skip the reconnect storms (for profiling the other scenarios). */
+  readonly storms: boolean;
 }
 
 export type Metrics = Record<string, number | null>;
@@ -83,6 +87,26 @@ async function waitQuiet(server: ServerUnderTest, maxMs: number): Promise<{ ms: 
     if (calm >= 2) return { ms: Date.now() - t0, quiet: true };
   }
   return { ms: Date.now() - t0, quiet: false };
+}
+
+/** The first error line of a crashed process's log and the stack frames under it, on one line. */
+function crashExcerpt(dir: string): string {
+  const out: string[] = [];
+  for (const f of readdirSync(dir).filter((x) => x.endsWith('.log'))) {
+    const lines = readFileSync(join(dir, f), 'utf8').split('\n').slice(-80);
+    const i = lines.findIndex(
+      (l) => /^(\w*Error|node:internal)|ERR_|uncaught/i.test(l) && !l.startsWith('{'),
+    );
+    if (i < 0) continue;
+    const err = lines.slice(i).find((l) => /Error/.test(l)) ?? lines[i]!;
+    const frames = lines
+      .slice(i)
+      .filter((l) => /^\s+at /.test(l))
+      .slice(0, 12)
+      .map((l) => l.trim().replace(/^at /, ''));
+    out.push(`${f}: ${err.trim()} | ${frames.join(' < ')}`);
+  }
+  return out.join(' || ') || 'no error in its log';
 }
 
 /** Calls `onDeath` once if a server process disappears while watched. */
@@ -296,7 +320,7 @@ export async function runTarget(
         missing[kind] += r.missing;
         const s = summarize(r.latenciesMs);
         log(
-          `  ${kind}: ${s.count} streams, p50 ${s.p50.toFixed(1)} ms, p99 ${s.p99.toFixed(1)} ms, last ${s.max.toFixed(1)} ms` +
+          `  ${kind}: ${s.count} streams, first ${s.min.toFixed(1)} ms, p50 ${s.p50.toFixed(1)} ms, p99 ${s.p99.toFixed(1)} ms, last ${s.max.toFixed(1)} ms` +
             (r.missing > 0 ? `, ${r.missing} never saw it (e.g. nodes ${r.missingSample.join(', ')})` : ''),
         );
         await sleep(plan.settleMs);
@@ -342,7 +366,7 @@ export async function runTarget(
         await fleet.close(joiner);
       }
       for (const kind of ['join', 'endpoint', 'delete'] as const) {
-        put(m, `${kind}_propagation`, summarize(lat[kind]));
+        put(m, `${kind}_propagation`, summarize(lat[kind]), ['min', 'p50', 'p99', 'max']);
         m[`${kind}_missing`] = missing[kind];
         if (missing[kind] > 0)
           note(`${kind}: ${missing[kind]} stream deliveries never arrived within the timeout`);
@@ -350,7 +374,7 @@ export async function runTarget(
 
       // 5. Reconnect storms: first polite (every client closes and reconnects), then abrupt (every
       // connection is cut), last because a server that does not survive it ends the run.
-      for (const mode of ['graceful', 'abrupt'] as const) {
+      for (const mode of plan.storms ? (['graceful', 'abrupt'] as const) : []) {
         await sleep(plan.settleMs);
         const before = await fleet.stats();
         log(`reconnect storm (${mode}): all ${before.openStreams} streams end and reconnect at once`);
@@ -376,7 +400,10 @@ export async function runTarget(
             (alive ? '' : ', SERVER PROCESS GONE'),
         );
         if (!alive)
-          note(`reconnect storm (${mode}): a server process exited; see its log in ${server.logDir}`);
+          note(
+            `reconnect storm (${mode}): a server process exited (logs kept in ${server.logDir}): ` +
+              crashExcerpt(server.logDir),
+          );
         if (storm.value.failed > 0)
           note(
             `reconnect storm (${mode}): ${storm.value.failed} nodes had no map after ${plan.stormTimeoutMs / 1000} s, ` +

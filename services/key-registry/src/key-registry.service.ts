@@ -483,12 +483,7 @@ export class KeyRegistryService {
   async setApprovedRoutes(nodeId: number, routes: string[]): Promise<NodeRecord> {
     return this.tx(async (q) => {
       const node = await this.repo.updateNode(q, nodeId, { approvedRoutes: [...new Set(routes)].sort() });
-      if (!node)
-        throw new KeyRegistryError(
-          'node_not_found',
-          `no node with id ${nodeId}`,
-          'list nodes with "switchboard nodes list"',
-        );
+      if (!node) throw nodeNotFound(nodeId);
       await this.emitUpsert(q, node);
       this.log.info('routes approved by admin', { nodeId, routes: node.approvedRoutes });
       return node;
@@ -543,12 +538,7 @@ export class KeyRegistryService {
   async deleteNode(nodeId: number, reason: RemovalReason = 'deleted'): Promise<NodeRecord> {
     return this.tx(async (q) => {
       const node = await this.repo.deleteNode(q, nodeId);
-      if (!node)
-        throw new KeyRegistryError(
-          'node_not_found',
-          `no node with id ${nodeId}`,
-          'list nodes with "switchboard nodes list"',
-        );
+      if (!node) throw nodeNotFound(nodeId);
       await this.emitRemoved(q, node, reason);
       this.log.info('node deleted', { nodeId, reason });
       return node;
@@ -559,12 +549,7 @@ export class KeyRegistryService {
     return this.tx(async (q) => {
       const when = at ? new Date(at) : this.now();
       const node = await this.repo.updateNode(q, nodeId, { keyExpiry: when });
-      if (!node)
-        throw new KeyRegistryError(
-          'node_not_found',
-          `no node with id ${nodeId}`,
-          'list nodes with "switchboard nodes list"',
-        );
+      if (!node) throw nodeNotFound(nodeId);
       await this.emitUpsert(q, node);
       this.log.info('node key expired by admin', { nodeId, at: when.toISOString() });
       return node;
@@ -581,12 +566,7 @@ export class KeyRegistryService {
           ownerKey: 'tagged',
           keyExpiry: null,
         });
-        if (!node)
-          throw new KeyRegistryError(
-            'node_not_found',
-            `no node with id ${nodeId}`,
-            'list nodes with "switchboard nodes list"',
-          );
+        if (!node) throw nodeNotFound(nodeId);
         await this.emitUpsert(q, node);
         this.deps.logger.info('node tagged by admin', { nodeId, tags: node.tags });
         return node;
@@ -718,6 +698,14 @@ export class KeyRegistryService {
       );
     return rec;
   }
+}
+
+function nodeNotFound(nodeId: number): KeyRegistryError {
+  return new KeyRegistryError(
+    'node_not_found',
+    `no node with id ${nodeId}`,
+    'list nodes with "switchboard nodes list"',
+  );
 }
 
 function hostnameOf(hostinfo: Record<string, unknown> | null): string {

@@ -33,11 +33,12 @@ export interface Options {
   logLevel: string;
   keep: boolean;
   storms: boolean;
+  quietTimeoutS: number | null;
 }
 
 const USAGE = `usage: pnpm bench [--full] [--only=switchboard,switchboard_services,headscale]
                   [--nodes=500,1000,10k] [--topology=mesh|hub] [--workers=N] [--log-level=warn]
-                  [--keep] [--no-storm]
+                  [--keep] [--no-storm] [--quiet-timeout=SECONDS]
   (default)  500 nodes, full mesh, every server: about 5 minutes on 2 cores
   --full     1k nodes full mesh (every server), then 10k nodes with 5 hubs (Switchboard; Headscale
              registration and first map only): about 45 minutes on 2 cores
@@ -56,6 +57,7 @@ export function parseArgs(argv: readonly string[]): Options {
     logLevel: 'warn',
     keep: false,
     storms: true,
+    quietTimeoutS: null,
   };
   for (const a of argv) {
     const [k, v] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, ''];
@@ -88,6 +90,10 @@ export function parseArgs(argv: readonly string[]): Options {
         break;
       case '--no-storm':
         o.storms = false;
+        break;
+      case '--quiet-timeout':
+        o.quietTimeoutS = Number(v);
+        if (!(o.quietTimeoutS >= 0)) throw new Error(`bad --quiet-timeout ${v}`);
         break;
       case '--help':
       case '-h':
@@ -122,7 +128,13 @@ export function tiersFor(o: Options): Tier[] {
   return [tier(500, o.topology)];
 }
 
-export function planFor(t: Tier, key: ServerKey, workers: number | null, storms = true): RunPlan {
+export function planFor(
+  t: Tier,
+  key: ServerKey,
+  workers: number | null,
+  storms = true,
+  quietTimeoutS: number | null = null,
+): RunPlan {
   const big = t.nodes > 2000;
   const small = t.nodes <= 500;
   return {
@@ -138,7 +150,8 @@ export function planFor(t: Tier, key: ServerKey, workers: number | null, storms 
     idleWindowMs: big ? 20_000 : small ? 5_000 : 10_000,
     settleMs: big ? 3000 : 1000,
     openTimeoutMs: big ? 300_000 : 120_000,
-    quietTimeoutMs: big ? 120_000 : 30_000,
+    registerBudgetMs: big ? 900_000 : 300_000,
+    quietTimeoutMs: quietTimeoutS !== null ? quietTimeoutS * 1000 : big ? 120_000 : 30_000,
     propagationTimeoutMs: big ? 60_000 : 20_000,
     stormTimeoutMs: big ? 600_000 : 120_000,
     storms,
@@ -219,7 +232,7 @@ async function main(): Promise<number> {
   for (const tier of tiers) {
     for (const key of o.servers) {
       if (key === 'headscale' && !headscaleBin) continue;
-      const plan = planFor(tier, key, o.workers, o.storms);
+      const plan = planFor(tier, key, o.workers, o.storms, o.quietTimeoutS);
       const dir = join(workDir, `${key}-${tier.nodes}`);
       mkdirSync(dir, { recursive: true });
       log(

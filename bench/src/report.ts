@@ -145,8 +145,10 @@ function flatten(runs: readonly RunResult[], key: ServerKey, comparison: number)
   const out: Metrics = {};
   for (const r of runs) {
     if (r.server !== key) continue;
+    // A run that could not register all its nodes in time measured the rest at a smaller size.
+    const partial = (r.metrics.registered ?? r.nodes) < r.nodes;
     for (const d of SUMMARY_METRICS) {
-      const v = roundSig(r.metrics[d.base] ?? null);
+      const v = partial && !d.base.startsWith('register') ? null : roundSig(r.metrics[d.base] ?? null);
       out[metricName(d, r.nodes)] = v;
       if (d.sized === 'suffix' && r.nodes === comparison) out[metricName(d, null)] = v;
     }

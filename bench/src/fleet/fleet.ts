@@ -97,6 +97,7 @@ export interface MergedRegister {
   connectMs: number[];
   registerMs: number[];
   errors: number;
+  skipped: number;
   firstErrors: string[];
   wallMs: number;
 }
@@ -216,18 +217,26 @@ export class Fleet {
   }
 
   /** Registers the given nodes (each: dial, register, hang up), `concurrency` in flight in total. */
-  async register(indices: readonly number[], concurrency: number): Promise<MergedRegister> {
+  async register(indices: readonly number[], concurrency: number, budgetMs: number): Promise<MergedRegister> {
     const t0 = now();
     const parts = await Promise.all(
       [...this.slices(indices)].map(([w, idx]) =>
-        w.call({ type: 'register', indices: idx, concurrency: this.perWorker(concurrency) }),
+        w.call({ type: 'register', indices: idx, concurrency: this.perWorker(concurrency), budgetMs }),
       ),
     );
-    const out: MergedRegister = { connectMs: [], registerMs: [], errors: 0, firstErrors: [], wallMs: 0 };
+    const out: MergedRegister = {
+      connectMs: [],
+      registerMs: [],
+      errors: 0,
+      skipped: 0,
+      firstErrors: [],
+      wallMs: 0,
+    };
     for (const p of parts) {
       out.connectMs.push(...p.connectMs);
       out.registerMs.push(...p.registerMs);
       out.errors += p.errors;
+      out.skipped += p.skipped;
       out.firstErrors.push(...p.firstErrors);
     }
     out.wallMs = now() - t0;

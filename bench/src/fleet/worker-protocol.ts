@@ -35,7 +35,13 @@ export type Command =
   | { readonly type: 'init'; readonly init: WorkerInit }
   | { readonly type: 'ping' }
   /** Connect, register and disconnect every owned node (not the joiners), `concurrency` at a time. */
-  | { readonly type: 'register'; readonly indices: readonly number[]; readonly concurrency: number }
+  | {
+      readonly type: 'register';
+      readonly indices: readonly number[];
+      readonly concurrency: number;
+      /** No new registration starts after this long (ms); the rest count as skipped. */
+      readonly budgetMs: number;
+    }
   /** Connect and open the map stream of the given nodes, `concurrency` at a time. */
   | {
       readonly type: 'open-streams';
@@ -93,6 +99,8 @@ export interface RegisterResult {
   /** Per successful node: the /machine/register request in ms. */
   readonly registerMs: number[];
   readonly errors: number;
+  /** Nodes not attempted because the time budget ran out. */
+  readonly skipped: number;
   readonly firstErrors: string[];
   readonly start: number;
   readonly end: number;

@@ -125,7 +125,7 @@ class Worker {
       case 'ping':
         return now();
       case 'register':
-        return this.register(cmd.indices, cmd.concurrency);
+        return this.register(cmd.indices, cmd.concurrency, cmd.budgetMs);
       case 'open-streams':
         return this.openStreams(cmd.indices, cmd.concurrency, cmd.timeoutMs);
       case 'prepare':
@@ -184,13 +184,22 @@ class Worker {
     };
   }
 
-  private async register(indices: readonly number[], concurrency: number): Promise<ResultOf['register']> {
+  private async register(
+    indices: readonly number[],
+    concurrency: number,
+    budgetMs: number,
+  ): Promise<ResultOf['register']> {
     const connectMs: number[] = [];
     const registerMs: number[] = [];
     const firstErrors: string[] = [];
     let errors = 0;
+    let skipped = 0;
     const start = now();
     await pool(indices, concurrency, async (i) => {
+      if (now() - start > budgetMs) {
+        skipped++;
+        return;
+      }
       const n = this.node(i);
       try {
         const a = now();
@@ -207,7 +216,7 @@ class Worker {
         await n.close();
       }
     });
-    return { connectMs, registerMs, errors, firstErrors, start, end: now() };
+    return { connectMs, registerMs, errors, skipped, firstErrors, start, end: now() };
   }
 
   private async openStreams(

@@ -79,3 +79,4 @@ export async function waitFor<T>(
   }
 }
 export { TcpProxy } from './tcp-proxy.js';
+export { countingBus, type CountingBus } from './counting-bus.js';

@@ -55,3 +55,4 @@ export * from './client/dial.js';
 export * from './client/server-key.js';
 export * from './client/control-client.js';
 export * from './tailcfg-schema.js';
+export * from './route-prefix.js';

@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import { ValidationError } from '@switchboard/common';
 import samples from '../testdata/go-messages.json' with { type: 'json' };
 import {
+  MAX_REQUEST_JSON_BYTES,
+  MAX_REQUEST_JSON_DEPTH,
   isAddrPort,
   isPrefix,
   parseGoTime,
@@ -60,13 +62,34 @@ void describe('RegisterRequest', () => {
     assert.equal(r.NodeKeySignature, undefined);
   });
 
-  void test('unknown fields are allowed, also inside Hostinfo where they are kept', () => {
+  void test('unknown fields are allowed and dropped, also inside Hostinfo and its nested objects', () => {
     const r = parseRegisterRequest({
       ...samples.register,
       FutureField: 1,
-      Hostinfo: { Hostname: 'h', Futuristic: [1] },
+      Hostinfo: {
+        Hostname: 'h',
+        Futuristic: [1],
+        NetInfo: { PreferredDERP: 2, Extra: { a: 1 } },
+        Services: [{ Proto: 'peerapi4', Port: 1234, Secret: 'x' }],
+        Location: { City: 'Oslo', Extra: 1 },
+        TPM: { Manufacturer: 'MSFT', SpecRevision: 184, Extra: 'x' },
+      },
     });
-    assert.deepEqual((r.Hostinfo as Record<string, unknown>).Futuristic, [1]);
+    assert.equal('FutureField' in r, false);
+    assert.deepEqual(r.Hostinfo, {
+      Hostname: 'h',
+      NetInfo: { PreferredDERP: 2 },
+      Services: [{ Proto: 'peerapi4', Port: 1234 }],
+      Location: { City: 'Oslo' },
+      TPM: { Manufacturer: 'MSFT', SpecRevision: 184 },
+    });
+  });
+
+  void test('every field a v1.80 client sends survives, as sent', () => {
+    const r = parseRegisterRequest(samples.register);
+    assert.deepEqual(r.Hostinfo, samples.register.Hostinfo);
+    const m = parseMapRequest(samples.mapStream);
+    assert.deepEqual(m.Hostinfo, samples.mapStream.Hostinfo);
   });
 
   void test('keys are normalised to lowercase', () => {
@@ -100,7 +123,7 @@ void describe('RegisterRequest', () => {
     );
     expectInvalid(
       () => parseRegisterRequest({ ...samples.register, Hostinfo: { RoutableIPs: ['10.0.0.0/33'] } }),
-      /RegisterRequest\.Hostinfo\.RoutableIPs\.0: expected an IP prefix/,
+      /RegisterRequest\.Hostinfo\.RoutableIPs\.0: route "10\.0\.0\.0\/33" has an invalid prefix length; IPv4 prefix lengths go from 0 to 32/,
     );
     expectInvalid(
       () => parseRegisterRequest({ ...samples.register, Hostinfo: { Hostname: 'x'.repeat(5000) } }),
@@ -108,6 +131,69 @@ void describe('RegisterRequest', () => {
     );
     expectInvalid(() => parseRegisterRequest('{"Version":'), /body is not valid JSON/);
     expectInvalid(() => parseRegisterRequest([1]), /expected a JSON object/);
+  });
+
+  void test('route prefixes must be canonical: no host bits, no zone (like netip.Prefix.Masked)', () => {
+    const withRoutes = (routes: string[]) => ({
+      ...samples.register,
+      Hostinfo: { Hostname: 'r', RoutableIPs: routes },
+    });
+    assert.deepEqual(
+      parseRegisterRequest(withRoutes(['10.0.0.0/24', '0.0.0.0/0', '::/0', 'fd00:1::/64'])).Hostinfo
+        ?.RoutableIPs,
+      ['10.0.0.0/24', '0.0.0.0/0', '::/0', 'fd00:1::/64'],
+    );
+    expectInvalid(
+      () => parseRegisterRequest(withRoutes(['10.0.0.0/24', '10.0.0.1/24'])),
+      /^RegisterRequest\.Hostinfo\.RoutableIPs\.1: route 10\.0\.0\.1\/24 has host bits set; did you mean 10\.0\.0\.0\/24\?$/,
+    );
+    expectInvalid(
+      () => parseMapRequest({ ...samples.mapStream, Hostinfo: { RoutableIPs: ['fe80::1%eth0/64'] } }),
+      /^MapRequest\.Hostinfo\.RoutableIPs\.0: route "fe80::1%eth0\/64" has an IPv6 zone \(%eth0\); routes cannot carry zones, did you mean fe80::\/64\?$/,
+    );
+    expectInvalid(
+      () => parseMapRequest({ ...samples.mapStream, Hostinfo: { RoutableIPs: ['FD00::/8'] } }),
+      /route "FD00::\/8" is not written canonically; did you mean fd00::\/8\?/,
+    );
+  });
+
+  void test('nesting deeper than the limit is refused before parsing, naming the limit (issue: 503 stack overflow)', () => {
+    const register = JSON.stringify({ ...samples.register, Hostinfo: { Hostname: 'h', X: 0 } });
+    const deep = (n: number) => register.replace('"X":0', `"X":${'['.repeat(n)}${']'.repeat(n)}`);
+    // Hostinfo at depth 2, X adds n: 62 more levels fit within 64.
+    assert.equal(parseRegisterRequest(deep(62)).Hostinfo?.Hostname, 'h');
+    for (const n of [63, 5_000, 20_000]) {
+      for (const body of [deep(n), Buffer.from(deep(n))]) {
+        expectInvalid(
+          () => parseRegisterRequest(body),
+          new RegExp(`^RegisterRequest: JSON nested deeper than ${MAX_REQUEST_JSON_DEPTH} levels`),
+        );
+      }
+    }
+    const map = JSON.stringify(samples.mapStream).replace(
+      /}$/,
+      `,"Z":${'{"a":'.repeat(20_000)}1${'}'.repeat(20_000)}}`,
+    );
+    expectInvalid(() => parseMapRequest(Buffer.from(map)), /^MapRequest: JSON nested deeper than 64 levels/);
+  });
+
+  void test('deep but allowed nesting in unknown fields is dropped without walking it', () => {
+    const junk = '{"a":'.repeat(60) + '[1]' + '}'.repeat(60);
+    const body = JSON.stringify({ ...samples.register, Hostinfo: { Hostname: 'h' } }).replace(
+      '"Hostname":"h"',
+      `"Hostname":"h","X":${junk},"NetInfo":{"PreferredDERP":1,"Y":${'['.repeat(60)}${']'.repeat(60)}}`,
+    );
+    const r = parseRegisterRequest(body);
+    assert.deepEqual(r.Hostinfo, { Hostname: 'h', NetInfo: { PreferredDERP: 1 } });
+    assert.doesNotThrow(() => JSON.stringify(r));
+  });
+
+  void test('a body over the size limit is refused naming the limit', () => {
+    const big = JSON.stringify({ ...samples.register, Followup: 'x'.repeat(MAX_REQUEST_JSON_BYTES) });
+    expectInvalid(
+      () => parseRegisterRequest(big),
+      new RegExp(`^RegisterRequest: \\d+ bytes is over the limit of ${MAX_REQUEST_JSON_BYTES} bytes`),
+    );
   });
 
   void test('errors carry every issue with its path', () => {

@@ -1,6 +1,10 @@
 /**
  * Boundary validation of the JSON bodies clients send: RegisterRequest and MapRequest (zod).
- * Unknown fields are allowed (newer clients add fields); key fields are checked and normalised to
+ * Bodies are parsed with parseJsonLimited (at most MAX_REQUEST_JSON_DEPTH levels of nesting, so
+ * no later recursive walk can overflow the stack). Unknown top-level fields are allowed and dropped
+ * (newer clients add fields); Hostinfo is reduced to the fields tailcfg.Hostinfo defines, each
+ * bounded, so what a node reports and what its peers are sent is never more than that; route
+ * prefixes must be canonical (route-prefix.ts). Key fields are checked and normalised to
  * lowercase text, the zero key and Go's zero time `0001-01-01T00:00:00Z` become "absent", an Auth
  * object whose members are all empty (what clients before v1.66 always send) is "no
  * credentials", and every list and string is bounded. Failures throw ValidationError naming the
@@ -8,8 +12,9 @@
  */
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { ValidationError } from '@switchboard/common';
+import { ValidationError, parseJsonLimited } from '@switchboard/common';
 import { isZeroKey, normalizeKeyText, parseKey, type KeyKind } from './keys.js';
+import { routePrefixProblem } from './route-prefix.js';
 import type { Hostinfo } from './tailcfg.js';
 
 /** Bounds on client-supplied lists and strings. */
@@ -23,6 +28,11 @@ export const LIMITS = {
   string: 4096,
   hostname: 1024,
 } as const;
+
+/** The deepest nesting accepted in a client request; the deepest real field (Hostinfo.NetInfo.DERPLatency) is 4. */
+export const MAX_REQUEST_JSON_DEPTH = 64;
+/** The largest client request body parsed (the edge refuses larger bodies with 413 before this). */
+export const MAX_REQUEST_JSON_BYTES = 1 << 20;
 
 /** 0001-01-01T00:00:00Z in Unix milliseconds (Date.UTC would read year 1 as 1901). */
 const GO_ZERO_TIME_MS = -62135596800000;
@@ -83,7 +93,14 @@ const addrPort = z
   .max(64)
   .refine(isAddrPort, { message: 'expected ip:port, e.g. 1.2.3.4:41641 or [fd7a::1]:41641' });
 
-const prefix = z.string().max(64).refine(isPrefix, { message: 'expected an IP prefix, e.g. 10.0.0.0/24' });
+/** A route prefix in canonical form (masked, Go's spelling, no zone). */
+const routePrefix = z
+  .string()
+  .max(64)
+  .superRefine((v, ctx) => {
+    const problem = routePrefixProblem(v);
+    if (problem !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+  });
 
 /** true, false or null (Go's opt.Bool). */
 const optBool = z.boolean().nullable();
@@ -114,7 +131,7 @@ export function isAddrPort(v: string): boolean {
   return /^\d{1,5}$/.test(port) && Number(port) <= 65535;
 }
 
-/** netip.Prefix text: address/bits. */
+/** netip.Prefix text: address/bits (any spelling, host bits allowed; routes use checkRoutePrefix). */
 export function isPrefix(v: string): boolean {
   const i = v.indexOf('/');
   if (i < 0) return false;
@@ -147,12 +164,13 @@ const netInfoSchema = z
     }),
     FirewallMode: str(64),
   })
-  .partial()
-  .passthrough();
+  .partial();
 
-const serviceSchema = z
-  .object({ Proto: str(64), Port: z.number().int().min(0).max(65535), Description: str(1024).optional() })
-  .passthrough();
+const serviceSchema = z.object({
+  Proto: str(64),
+  Port: z.number().int().min(0).max(65535),
+  Description: str(1024).optional(),
+});
 
 const locationSchema = z
   .object({
@@ -164,10 +182,24 @@ const locationSchema = z
     Longitude: z.number(),
     Priority: z.number().int(),
   })
-  .partial()
-  .passthrough();
+  .partial();
 
-/** Hostinfo: known fields checked, unknown fields kept (they are forwarded to peers as sent). */
+/** tailcfg.TPMInfo (capver 117+ clients on machines with a TPM 2.0). */
+const tpmSchema = z
+  .object({
+    Manufacturer: str(64),
+    Vendor: str(64),
+    Model: z.number().int(),
+    FirmwareVersion: z.number().int().min(0),
+    SpecRevision: z.number().int(),
+  })
+  .partial();
+
+/**
+ * Hostinfo: the fields of tailcfg.Hostinfo (v1.104), each checked and bounded; unknown fields are
+ * dropped here, so they are neither stored nor forwarded to peers (objects nested inside are
+ * reduced to their known fields too).
+ */
 export const hostinfoSchema = z
   .object({
     IPNVersion: str(256),
@@ -196,7 +228,7 @@ export const hostinfoSchema = z
     GoArch: str(64),
     GoArchVar: str(64),
     GoVersion: str(256),
-    RoutableIPs: z.array(prefix).max(LIMITS.routableIPs).nullable(),
+    RoutableIPs: z.array(routePrefix).max(LIMITS.routableIPs).nullable(),
     RequestTags: z.array(str(256)).max(LIMITS.requestTags).nullable(),
     WoLMACs: z.array(str(64)).max(LIMITS.shortList).nullable(),
     Services: z.array(serviceSchema).max(LIMITS.services).nullable(),
@@ -209,21 +241,19 @@ export const hostinfoSchema = z
     ServicesHash: str(256),
     ExitNodeID: str(256),
     Location: locationSchema.nullable(),
+    TPM: tpmSchema.nullable(),
     StateEncrypted: optBool,
     PeerRelay: z.boolean(),
     RemoteConfig: z.boolean(),
   })
-  .partial()
-  .passthrough();
+  .partial();
 
-const oauth2TokenSchema = z
-  .object({
-    access_token: str(),
-    token_type: str(256).optional(),
-    refresh_token: str().optional(),
-    expiry: goTime.optional(),
-  })
-  .passthrough();
+const oauth2TokenSchema = z.object({
+  access_token: str(),
+  token_type: str(256).optional(),
+  refresh_token: str().optional(),
+  expiry: goTime.optional(),
+});
 
 /** RegisterRequest.Auth; undefined when absent, null, or every member empty. */
 const authSchema = z
@@ -233,7 +263,6 @@ const authSchema = z
     Oauth2Token: oauth2TokenSchema.nullable().optional(),
     AuthKey: str(1024).optional(),
   })
-  .passthrough()
   .nullable()
   .optional()
   .transform((a) => {
@@ -323,18 +352,10 @@ export type ParsedRegisterRequest = z.output<typeof registerRequestSchema>;
 export type ParsedMapRequest = z.output<typeof mapRequestSchema>;
 
 function parseWith<T extends z.ZodTypeAny>(schema: T, what: string, input: unknown): z.output<T> {
-  let value = input;
-  if (typeof input === 'string' || input instanceof Uint8Array) {
-    const text =
-      typeof input === 'string'
-        ? input
-        : Buffer.from(input.buffer, input.byteOffset, input.byteLength).toString('utf8');
-    try {
-      value = JSON.parse(text);
-    } catch (err) {
-      throw new ValidationError(`${what}: body is not valid JSON (${(err as Error).message})`);
-    }
-  }
+  const value =
+    typeof input === 'string' || input instanceof Uint8Array
+      ? parseJsonLimited(input, { maxDepth: MAX_REQUEST_JSON_DEPTH, maxBytes: MAX_REQUEST_JSON_BYTES, what })
+      : input;
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     throw new ValidationError(`${what}: expected a JSON object`);
   const r = schema.safeParse(value);

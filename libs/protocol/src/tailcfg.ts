@@ -82,6 +82,15 @@ export interface NetInfo {
   FirewallMode?: string;
 }
 
+/** TPM 2.0 device metadata (tailcfg.TPMInfo). */
+export interface TPMInfo {
+  Manufacturer?: string;
+  Vendor?: string;
+  Model?: number;
+  FirmwareVersion?: number;
+  SpecRevision?: number;
+}
+
 export interface Location {
   Country?: string;
   CountryCode?: string;
@@ -92,7 +101,11 @@ export interface Location {
   Priority?: number;
 }
 
-/** Hostinfo: the known fields; unknown fields are kept as they came (forwarded to peers). */
+/**
+ * Hostinfo: the known fields. The index signature is for senders (clients may add fields); the
+ * server's boundary schema (tailcfg-schema.ts) drops unknown fields, so stored and forwarded
+ * Hostinfo only ever has the fields listed here.
+ */
 export interface Hostinfo {
   IPNVersion?: string;
   FrontendLogID?: string;
@@ -138,7 +151,7 @@ export interface Hostinfo {
   StateEncrypted?: OptBool;
   PeerRelay?: boolean;
   RemoteConfig?: boolean;
-  TPM?: Record<string, unknown>;
+  TPM?: TPMInfo;
   [unknownField: string]: unknown;
 }
 

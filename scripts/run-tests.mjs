@@ -4,6 +4,7 @@
 //   integration: services/*/dist/test/**/*.test.js, libs/*/dist/test/**/*.test.js (real Postgres, Redis, NATS)
 //   interop:     test/dist/test/{harness,interop}/**/*.test.js (real tailscale clients in network namespaces)
 //   e2e:         test/dist/test/e2e/**/*.test.js
+//   fuzz:        **/dist/src/**/*.fuzz.js         (fast-check properties; FUZZ_RUNS runs each, FUZZ_SEED/FUZZ_PATH replay)
 import { readdirSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -42,6 +43,7 @@ for (const tier of tiers) {
         ...walk(join(dist, 'test', 'harness'), []).filter((f) => f.endsWith('.test.js')),
         ...walk(join(dist, 'test', 'interop'), []).filter((f) => f.endsWith('.test.js')),
       );
+    if (tier === 'fuzz') files.push(...walk(join(dist, 'src'), []).filter((f) => f.endsWith('.fuzz.js')));
     if (tier === 'e2e' && pkg.endsWith('/test'))
       files.push(...walk(join(dist, 'test', 'e2e'), []).filter((f) => f.endsWith('.test.js')));
   }
@@ -50,6 +52,13 @@ if (files.length === 0) {
   console.error(`no compiled test files found for tiers ${tiers.join(', ')}: run "pnpm build" first`);
   process.exit(1);
 }
+if (tiers.includes('fuzz'))
+  console.error(
+    `fuzz: FUZZ_RUNS=${process.env.FUZZ_RUNS || '100 (default)'}` +
+      (process.env.FUZZ_SEED
+        ? ` FUZZ_SEED=${process.env.FUZZ_SEED}`
+        : ' (random seeds; a failure prints its seed and path)'),
+  );
 const concurrency = tiers.includes('interop') ? '1' : (process.env.TEST_CONCURRENCY ?? '2');
 const r = spawnSync(
   process.execPath,

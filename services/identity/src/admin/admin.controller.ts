@@ -1,6 +1,7 @@
 /**
- * Admin REST API (/api/v1): users, pre-auth keys, nodes, API keys. Transport only: bodies are
- * validated with zod here, the work is done by identity or key-registry over the bus.
+ * Admin REST API (/api/v1): users, pre-auth keys, nodes, API keys. Transport only: bodies are read
+ * with size and depth limits (admin.body.ts) and validated with zod here, route prefixes must be
+ * canonical; the work is done by identity or key-registry over the bus.
  */
 import {
   Body,
@@ -14,13 +15,16 @@ import {
   Post,
   Put,
   Query,
+  UseInterceptors,
 } from '@nestjs/common';
 import type { Bus } from '@switchboard/bus';
 import { ValidationError } from '@switchboard/common';
 import { callRpc, identity, keyRegistry, policy, validateMessage } from '@switchboard/contracts';
+import { routePrefixProblem } from '@switchboard/protocol';
 import { z } from 'zod';
 import type { IdentityService } from '../identity.service.js';
 import { IdentityError } from '../identity.errors.js';
+import { JsonBodyInterceptor } from './admin.body.js';
 
 export const ADMIN_BUS = Symbol('ADMIN_BUS');
 /** Set by the admin server (never taken from the client): who is calling, for audit fields. */
@@ -52,6 +56,7 @@ const CreateKeyBody = z.object({
 });
 
 @Controller('api/v1')
+@UseInterceptors(JsonBodyInterceptor)
 export class AdminController {
   constructor(
     @Inject(ADMIN_BUS) private readonly bus: Bus,
@@ -157,15 +162,21 @@ export class AdminController {
   @Post('nodes/:id/routes')
   @HttpCode(200)
   async approveRoutes(@Param('id') id: string, @Body() body: unknown): Promise<unknown> {
+    const nodeId = validateMessage(idParam, id, 'node id');
     const req = validateMessage(
       z.object({ routes: z.array(z.string()) }),
       body,
       'POST /api/v1/nodes/:id/routes',
     );
-    return callRpc(this.bus, keyRegistry.SetApprovedRoutes, {
-      nodeId: validateMessage(idParam, id, 'node id'),
-      routes: req.routes,
-    });
+    for (const route of req.routes) {
+      const problem = routePrefixProblem(route);
+      if (problem !== undefined)
+        throw new ValidationError(
+          `POST /api/v1/nodes/${nodeId}/routes: ${problem}`,
+          'give each route as a masked prefix, as the node announces it (see "switchboard nodes list")',
+        );
+    }
+    return callRpc(this.bus, keyRegistry.SetApprovedRoutes, { nodeId, routes: req.routes });
   }
 
   @Get('policy')

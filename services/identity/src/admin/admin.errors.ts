@@ -6,6 +6,19 @@ import { Catch, type ArgumentsHost, type ExceptionFilter, HttpException } from '
 import { SwitchboardError, type Logger } from '@switchboard/common';
 import type { Response } from 'express';
 
+/** Errors the admin API raises itself (about the HTTP request, not the work it asks for). */
+export type AdminErrorCode = 'too_large';
+
+export class AdminError extends SwitchboardError {
+  constructor(
+    override readonly code: AdminErrorCode,
+    message: string,
+    hint?: string,
+  ) {
+    super(code, message, hint);
+  }
+}
+
 export function statusForCode(code: string): number {
   switch (code) {
     case 'invalid_input':
@@ -31,6 +44,8 @@ export function statusForCode(code: string): number {
     case 'unavailable':
     case 'timeout':
       return 503;
+    case 'too_large':
+      return 413;
     case 'address_space_exhausted':
       return 507;
     default:

@@ -50,10 +50,8 @@ export class AdminServer {
       logger: false,
       bodyParser: false,
     });
-    // Policies can be large: accept JSON bodies up to 2 MiB (the policy itself is capped at 1 MiB).
-    const express = this.app.getHttpAdapter().getInstance() as { use: (mw: unknown) => void };
-    const { json } = await import('express');
-    express.use(json({ limit: '2mb' }));
+    // Bodies are read by the controller's JsonBodyInterceptor (admin.body.ts): size and depth limits,
+    // refusals answered through AdminExceptionFilter.
     this.app.useGlobalFilters(new AdminExceptionFilter(this.o.logger));
     await this.app.init();
     const handler = this.app.getHttpAdapter().getInstance() as (

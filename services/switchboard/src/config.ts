@@ -36,6 +36,12 @@ export const baseConfigSchema = z.object({
   ADMIN_SOCKET: z.string().optional(),
   /** Admin API TCP address (API key required); unset = disabled. */
   ADMIN_LISTEN: z.string().optional(),
+  /** Wrong API keys allowed per source address per minute on ADMIN_LISTEN before it gets 429s. */
+  ADMIN_AUTH_FAILURES_PER_MINUTE: z.coerce
+    .number({ invalid_type_error: 'a whole number of at least 1' })
+    .int('a whole number of at least 1')
+    .min(1, 'a whole number of at least 1')
+    .default(10),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });
 export type BaseConfig = z.infer<typeof baseConfigSchema>;

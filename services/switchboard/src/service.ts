@@ -59,6 +59,7 @@ export async function runService(
             logger: logger.child('admin'),
             socketPath: cfg.ADMIN_SOCKET,
             listen: cfg.ADMIN_LISTEN,
+            authFailuresPerMinute: cfg.ADMIN_AUTH_FAILURES_PER_MINUTE,
           });
           await admin.start();
           stops.push(() => admin.stop());

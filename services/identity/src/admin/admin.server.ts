@@ -1,10 +1,10 @@
 /**
  * Serves the admin API: over a local unix socket without credentials (whoever can open the socket
- * is root-equivalent on this host), and over TCP only with `Authorization: Bearer <API key>`.
+ * is root-equivalent on this host; it is created 0600, see `admin.socket.ts`), and over TCP only
+ * with `Authorization: Bearer <API key>`, with failed attempts limited per source address
+ * (`auth-rate-limit.ts`). `GET /metrics` needs the same credentials as the API.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { Module, type DynamicModule } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { INestApplication } from '@nestjs/common';
@@ -13,6 +13,9 @@ import type { Logger } from '@switchboard/common';
 import type { IdentityService } from '../identity.service.js';
 import { ACTOR_HEADER, ADMIN_BUS, ADMIN_IDENTITY, AdminController } from './admin.controller.js';
 import { AdminExceptionFilter } from './admin.errors.js';
+import { AdminMetrics, type AuthFailureReason } from './admin.metrics.js';
+import { listenPrivateSocket } from './admin.socket.js';
+import { AuthFailureLimiter, sourceKey, type AttemptTicket } from './auth-rate-limit.js';
 
 @Module({})
 class AdminModule {
@@ -36,14 +39,30 @@ export interface AdminServerOptions {
   socketPath?: string | undefined;
   /** host:port for API-key access; omit to disable. */
   listen?: string | undefined;
+  /** Failed API-key attempts allowed per source address per minute on `listen` (default 10). */
+  authFailuresPerMinute?: number | undefined;
+  /** Clock for the failure limit (tests). */
+  now?: () => number;
 }
 
 export class AdminServer {
   private app: INestApplication | undefined;
   private readonly servers: Server[] = [];
   tcpAddress: { host: string; port: number } | undefined;
+  readonly authLimiter: AuthFailureLimiter;
+  readonly metrics: AdminMetrics;
 
-  constructor(private readonly o: AdminServerOptions) {}
+  constructor(private readonly o: AdminServerOptions) {
+    this.authLimiter = new AuthFailureLimiter({
+      limit: o.authFailuresPerMinute ?? 10,
+      windowMs: 60_000,
+      ...(o.now ? { now: o.now } : {}),
+    });
+    this.metrics = new AdminMetrics(() => ({
+      trackedSources: this.authLimiter.size,
+      evictedSources: this.authLimiter.evicted,
+    }));
+  }
 
   async start(): Promise<void> {
     this.app = await NestFactory.create(AdminModule.forRoot(this.o.bus, this.o.identity), {
@@ -60,44 +79,35 @@ export class AdminServer {
     ) => void;
 
     if (this.o.socketPath) {
-      const path = this.o.socketPath;
-      mkdirSync(dirname(path), { recursive: true });
-      if (existsSync(path)) unlinkSync(path);
       const srv = createServer((req, res) => {
+        if (this.serveMetrics(req, res)) return;
         req.headers[ACTOR_HEADER] = 'local-admin';
         handler(req, res);
       });
-      await new Promise<void>((resolve, reject) => {
-        srv.once('error', reject);
-        srv.listen(path, () => resolve());
-      });
-      chmodSync(path, 0o600);
+      await listenPrivateSocket(srv, this.o.socketPath);
       this.servers.push(srv);
     }
     if (this.o.listen) {
       const [host, portText] = splitHostPort(this.o.listen);
       const srv = createServer((req, res) => {
         delete req.headers[ACTOR_HEADER];
-        this.authorize(req)
-          .then((actor) => {
-            if (actor !== null) {
-              req.headers[ACTOR_HEADER] = actor;
-              return handler(req, res);
-            }
-            res.writeHead(401, { 'content-type': 'application/json' });
-            res.end(
-              JSON.stringify({
-                error: {
-                  code: 'unauthorized',
-                  message: 'missing or invalid API key',
-                  hint: 'send "Authorization: Bearer <key>"; create a key with "switchboard apikeys create" on the server',
-                },
-              }),
-            );
+        const source = sourceKey(req.socket.remoteAddress);
+        const admission = this.authLimiter.admit(source);
+        if (!admission.admitted) {
+          this.metrics.authRateLimited++;
+          return refuseRateLimited(res, source, admission.retryAfterMs, admission.retryAt, admission.reason);
+        }
+        this.authenticate(req, res, admission.ticket)
+          .then((ok) => {
+            if (!ok || this.serveMetrics(req, res)) return;
+            handler(req, res);
           })
           .catch((err: unknown) => {
-            this.o.logger.error('admin API key check failed', { err });
-            res.writeHead(503).end();
+            this.o.logger.error('admin API request failed before reaching the API; closing its connection', {
+              err,
+              url: req.url,
+            });
+            res.destroy();
           });
       });
       await new Promise<void>((resolve, reject) => {
@@ -110,12 +120,88 @@ export class AdminServer {
     }
   }
 
-  /** The caller's name for audit fields, or null when the API key is missing or invalid. */
-  private async authorize(req: IncomingMessage): Promise<string | null> {
+  /**
+   * Checks the API key of an admitted attempt and answers 401 or 503 itself; true when the request
+   * may go on (the actor header is then set). Never rejects.
+   */
+  private async authenticate(
+    req: IncomingMessage,
+    res: ServerResponse,
+    ticket: AttemptTicket,
+  ): Promise<boolean> {
+    let auth: Awaited<ReturnType<AdminServer['authorize']>>;
+    try {
+      auth = await this.authorize(req);
+    } catch (err) {
+      ticket.released();
+      this.o.logger.error('admin API key check failed; answering 503', { err });
+      res.writeHead(503, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify({
+          error: {
+            code: 'unavailable',
+            message: 'the API key could not be checked (identity database unreachable?)',
+            hint: 'retry shortly; the server log has the cause',
+          },
+        }),
+      );
+      return false;
+    }
+    if (auth.actor !== null) {
+      ticket.succeeded();
+      req.headers[ACTOR_HEADER] = auth.actor;
+      return true;
+    }
+    this.authFailed(ticket, auth.reason);
+    res.writeHead(401, { 'content-type': 'application/json' });
+    res.end(
+      JSON.stringify({
+        error: {
+          code: 'unauthorized',
+          message: 'missing or invalid API key',
+          hint: 'send "Authorization: Bearer <key>"; create a key with "switchboard apikeys create" on the server',
+        },
+      }),
+    );
+    return false;
+  }
+
+  /** The caller's name for audit fields, or why there is none. */
+  private async authorize(
+    req: IncomingMessage,
+  ): Promise<{ actor: string; reason?: never } | { actor: null; reason: AuthFailureReason }> {
     const h = req.headers.authorization;
-    if (!h?.startsWith('Bearer ')) return null;
+    if (!h?.startsWith('Bearer ')) return { actor: null, reason: 'missing' };
     const r = await this.o.identity.verifyApiKey(h.slice(7).trim());
-    return r.valid ? `api-key:${r.id}` : null;
+    return r.valid ? { actor: `api-key:${r.id}` } : { actor: null, reason: 'invalid' };
+  }
+
+  /**
+   * Counts a failed attempt; only a presented, wrong key counts towards the source's limit. The
+   * failure that blocks a source is logged, once per block.
+   */
+  private authFailed(ticket: AttemptTicket, reason: AuthFailureReason): void {
+    this.metrics.authFailed(reason);
+    if (reason === 'missing') return ticket.released();
+    const r = ticket.failed();
+    if (!r.blocked || r.blockedUntil === undefined) return;
+    this.o.logger.warn(
+      'admin API: too many failed API-key attempts from one source; refusing it with 429 until the block ends',
+      {
+        source: ticket.source,
+        failures: r.failures,
+        limitPerMinute: this.authLimiter.limit,
+        blockedUntil: new Date(r.blockedUntil).toISOString(),
+        hint: 'if this is a legitimate client, check its API key ("switchboard apikeys list"); raise ADMIN_AUTH_FAILURES_PER_MINUTE if many clients share its address',
+      },
+    );
+  }
+
+  /** `GET /metrics` in the Prometheus text format; true when handled. */
+  private serveMetrics(req: IncomingMessage, res: ServerResponse): boolean {
+    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') return false;
+    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(this.metrics.render());
+    return true;
   }
 
   async stop(): Promise<void> {
@@ -123,6 +209,30 @@ export class AdminServer {
     for (const s of this.servers) s.closeAllConnections();
     await this.app?.close();
   }
+}
+
+function refuseRateLimited(
+  res: ServerResponse,
+  source: string,
+  retryAfterMs: number,
+  retryAt: number,
+  reason: 'blocked' | 'in_flight',
+): void {
+  const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
+  const why =
+    reason === 'blocked'
+      ? `too many failed API-key attempts from ${source}`
+      : `too many API-key checks in flight from ${source} for its remaining failure budget`;
+  res.writeHead(429, { 'content-type': 'application/json', 'retry-after': String(seconds) });
+  res.end(
+    JSON.stringify({
+      error: {
+        code: 'too_many_auth_failures',
+        message: `${why}; retry after ${seconds} s (at ${new Date(retryAt).toISOString()}); until then every request from this address is refused, even with a valid key`,
+        hint: 'check the API key ("switchboard apikeys list" on the server shows key prefixes); send fewer requests in parallel',
+      },
+    }),
+  );
 }
 
 export function splitHostPort(s: string): [string, string] {

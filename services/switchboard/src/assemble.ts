@@ -2,7 +2,7 @@
  * Builds the pieces both run modes share from one parsed environment: the database, the bus, the
  * stream registry, the server's Noise key and the DERP map.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Bus } from '@switchboard/bus';
 import { connectNatsBus, createInProcessBus } from '@switchboard/bus';
@@ -18,6 +18,35 @@ import { formatKey, generatePrivateKey, parseKey, type PrivateKey } from '@switc
 import { Redis } from 'ioredis';
 import type { BaseConfig } from './config.js';
 
+/**
+ * Makes DATA_DIR private to this user (0700): it holds the Noise private key, the embedded database
+ * and the credential-free admin socket. Created 0700 when missing; an existing directory that group
+ * or others can enter is tightened to 0700 with a warning.
+ */
+export function ensurePrivateDataDir(dir: string, logger: Logger): void {
+  let st = statSync(dir, { throwIfNoEntry: false });
+  if (!st) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    st = statSync(dir);
+  }
+  if (!st.isDirectory())
+    throw new ConfigError([`DATA_DIR: ${dir} exists and is not a directory; point DATA_DIR at a directory`]);
+  const mode = st.mode & 0o777;
+  if ((mode & 0o077) === 0) return;
+  try {
+    chmodSync(dir, 0o700);
+  } catch (err) {
+    throw new ConfigError([
+      `DATA_DIR: ${dir} has mode 0${mode.toString(8)} (open to other users) and could not be changed to 0700 (${(err as Error).message}); chmod 700 it as its owner or choose another DATA_DIR`,
+    ]);
+  }
+  logger.warn('DATA_DIR was open to other users; changed its mode to 0700', {
+    dir,
+    previousMode: `0${mode.toString(8)}`,
+    hint: 'it holds the Noise private key and the admin socket; check nothing else relied on the old mode',
+  });
+}
+
 export async function openDatabase(
   cfg: BaseConfig,
   logger: Logger,
@@ -28,7 +57,7 @@ export async function openDatabase(
     throw new ConfigError(['DATABASE_URL: required when running a service on its own (postgres://…)']);
   if (opts.inMemory) return openDb({ logger: logger.child('db') });
   const dataDir = join(cfg.DATA_DIR, 'pgdata');
-  mkdirSync(dataDir, { recursive: true });
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   return openDb({ dataDir, logger: logger.child('db') });
 }
 
@@ -59,7 +88,7 @@ export function loadNoiseKey(cfg: BaseConfig, fcfg: FanoutConfig, logger: Logger
   if (existsSync(file))
     return parseKey('private', readFileSync(file, 'utf8').trim(), `Noise key file ${file}`);
   const key = generatePrivateKey();
-  mkdirSync(dirname(file), { recursive: true });
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   try {
     writeFileSync(file, formatKey('private', key) + '\n', { mode: 0o600, flag: 'wx' });
   } catch (err) {

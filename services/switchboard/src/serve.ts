@@ -27,7 +27,14 @@ import {
 import { runtimeOf, startNestApp } from './nest-app.js';
 import { initZstd } from '@switchboard/protocol';
 import { baseConfigSchema } from './config.js';
-import { loadNoiseKey, openBus, openDatabase, openStreamRegistry, splitListen } from './assemble.js';
+import {
+  ensurePrivateDataDir,
+  loadNoiseKey,
+  openBus,
+  openDatabase,
+  openStreamRegistry,
+  splitListen,
+} from './assemble.js';
 
 export interface RunningServer {
   url: string;
@@ -76,6 +83,7 @@ export async function serve(opts: ServeOptions = {}): Promise<RunningServer> {
     stack.length = 0;
   };
   try {
+    ensurePrivateDataDir(cfg.DATA_DIR, logger);
     const db = await openDatabase(cfg, logger, { embedded: true, inMemory: opts.inMemory ?? false });
     stack.push(() => db.close());
     const bus = await openBus(cfg, logger, 'switchboard', { embedded: true });
@@ -111,6 +119,7 @@ export async function serve(opts: ServeOptions = {}): Promise<RunningServer> {
       logger: logger.child('admin'),
       socketPath: adminSocket,
       listen: cfg.ADMIN_LISTEN,
+      authFailuresPerMinute: cfg.ADMIN_AUTH_FAILURES_PER_MINUTE,
     });
     await admin.start();
     stack.push(() => admin.stop());

@@ -113,3 +113,14 @@ export class BitSet {
     return out;
   }
 }
+
+/** Number of set bits. */
+export function popcount(b: BitSet): number {
+  let n = 0;
+  for (const w of b.words) {
+    let x = w - ((w >>> 1) & 0x55555555);
+    x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+    n += (((x + (x >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
+  }
+  return n;
+}

@@ -7,7 +7,7 @@ import {
   configureLogging,
   createLogger,
 } from '@switchboard/common';
-import { decodeReply, encodePayload, handleRequest } from './envelope.js';
+import { BUS_MAX_JSON_DEPTH, decodePayload, decodeReply, encodePayload, handleRequest } from './envelope.js';
 
 configureLogging({ level: 'silent' });
 const logger = createLogger('envelope-spec');
@@ -60,6 +60,23 @@ void describe('handleRequest', () => {
     assert.equal(r.error.code, 'invalid_input');
     assert.equal(called, false);
   });
+  void it('answers JSON nested past the limit with invalid_input naming it, without calling the handler', async () => {
+    let called = false;
+    for (const depth of [BUS_MAX_JSON_DEPTH + 1, 20_000]) {
+      const text = `{"a":${'['.repeat(depth)}${']'.repeat(depth)}}`;
+      const r = (await run(text, async () => (called = true))) as {
+        ok: false;
+        error: { code: string; message: string };
+      };
+      assert.equal(r.error.code, 'invalid_input');
+      assert.match(
+        r.error.message,
+        new RegExp(`^message on "svc.v1.op": JSON nested deeper than ${BUS_MAX_JSON_DEPTH} levels`),
+      );
+      assert.doesNotMatch(r.error.message, /call stack/);
+    }
+    assert.equal(called, false);
+  });
   void it('answers a reply that cannot be encoded with internal', async () => {
     const r = (await run('1', async () => ({ big: 1n }))) as { ok: false; error: { code: string } };
     assert.equal(r.error.code, 'internal');
@@ -73,6 +90,29 @@ void describe('handleRequest', () => {
   });
 });
 
+void describe('decodePayload', () => {
+  void it('accepts nesting up to the limit and refuses deeper or oversized messages, naming the subject', () => {
+    const nest = (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`;
+    assert.ok(Array.isArray(decodePayload('a.b', nest(BUS_MAX_JSON_DEPTH))));
+    assert.throws(
+      () => decodePayload('a.b', nest(BUS_MAX_JSON_DEPTH + 1)),
+      (err: unknown) =>
+        err instanceof ValidationError &&
+        err.message.startsWith(`message on "a.b": JSON nested deeper than ${BUS_MAX_JSON_DEPTH} levels`),
+    );
+    assert.throws(
+      () => decodePayload('a.b', '"xxxxxxxxxx"', 8),
+      (err: unknown) =>
+        err instanceof ValidationError && /12 bytes is over the limit of 8 bytes/.test(err.message),
+    );
+    assert.throws(
+      () => decodePayload('a.b', '{nope'),
+      (err: unknown) =>
+        err instanceof ValidationError && err.message.startsWith('message on "a.b": body is not valid JSON'),
+    );
+  });
+});
+
 void describe('decodeReply', () => {
   void it('returns the result or throws a RemoteError with the remote code', () => {
     assert.deepEqual(decodeReply('s', '{"ok":true,"result":[1]}'), [1]);
@@ -83,8 +123,25 @@ void describe('decodeReply', () => {
         err instanceof RemoteError && err.code === 'forbidden' && err.message === 'no' && err.hint === 'ask',
     );
   });
+  void it('a reply nested past the limit is an internal error naming the limit', () => {
+    const deep = `{"ok":true,"result":${'['.repeat(5_000)}${']'.repeat(5_000)}}`;
+    assert.throws(
+      () => decodeReply('svc.op', deep),
+      (err: unknown) =>
+        err instanceof RemoteError &&
+        err.code === 'internal' &&
+        err.message ===
+          `malformed reply on "svc.op": JSON nested deeper than ${BUS_MAX_JSON_DEPTH} levels (at offset ${20 + BUS_MAX_JSON_DEPTH - 1})`,
+    );
+  });
   void it('treats malformed replies as internal errors naming the subject', () => {
-    for (const bad of ['nope', '{"x":1}', '[]', '{"ok":false}']) {
+    for (const bad of [
+      'nope',
+      '{"x":1}',
+      '[]',
+      '{"ok":false}',
+      `{"ok":true,"result":${'['.repeat(20_000)}}`,
+    ]) {
       assert.throws(
         () => decodeReply('svc.op', bad),
         (err: unknown) =>

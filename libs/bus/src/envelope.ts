@@ -1,22 +1,35 @@
 /**
  * The wire format shared by both bus implementations, so that a payload or an error travels the
  * same way through NATS and through the in-process bus:
- * - every payload is JSON text (`undefined` travels as `null`; anything JSON cannot carry is refused
- *   at the sender with an `invalid_input` ValidationError);
+ * - every payload is JSON text (`undefined` travels as `null`; anything JSON cannot carry, or nested
+ *   deeper than BUS_MAX_JSON_DEPTH, is refused at the sender with an `invalid_input` ValidationError);
  * - a reply is an envelope `{ ok: true, result }` or `{ ok: false, error: { code, message, hint?, details? } }`;
  * - a handler that throws a SwitchboardError sends its code back; anything else becomes `internal`
- *   (logged with the subject, never crashing the process); unparsable request JSON gets `invalid_input`.
+ *   (logged with the subject, never crashing the process); unparsable request JSON gets `invalid_input`;
+ * - received JSON is parsed with parseJsonLimited: at most BUS_MAX_JSON_DEPTH levels of nesting and
+ *   the bus payload limit, so a hostile or corrupt message is refused (answered with
+ *   `invalid_input`, or logged and skipped) instead of overflowing the stack of whoever walks it.
  */
 import {
   RemoteError,
   SwitchboardError,
   ValidationError,
   errorMessage,
+  findDepthExcess,
+  parseJsonLimited,
   type Logger,
 } from '@switchboard/common';
 
 /** NATS' default `max_payload`; the in-process bus enforces the same limit. */
 export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
+
+/**
+ * The deepest nesting accepted in a received message. Our messages nest fewer than 10 levels
+ * (records in a list in a reply envelope; Hostinfo is bounded at the client edge); the bound stops
+ * a stack overflow in consumers (zod, JSON.stringify) and leaves room for records stored before
+ * Hostinfo was reduced to its known fields.
+ */
+export const BUS_MAX_JSON_DEPTH = 256;
 
 export interface ErrorBody {
   code: string;
@@ -70,16 +83,21 @@ export function encodePayload(
       'send a reference (an id) instead of the whole value, or split the message',
     );
   }
+  if (findDepthExcess(text, BUS_MAX_JSON_DEPTH) >= 0) {
+    throw new ValidationError(
+      `payload for "${subject}" is nested deeper than ${BUS_MAX_JSON_DEPTH} levels, which receivers refuse`,
+      'flatten the value; input from outside should have been bounded where it entered',
+    );
+  }
   return text;
 }
 
-/** Parses JSON text received from the bus; throws a ValidationError naming the subject if it is not JSON. */
-export function decodePayload(subject: string, text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (err) {
-    throw new ValidationError(`message on "${subject}" is not valid JSON: ${errorMessage(err)}`);
-  }
+/**
+ * Parses JSON text received from the bus; throws a ValidationError naming the subject if it is not
+ * JSON, is nested deeper than BUS_MAX_JSON_DEPTH or is over `maxBytes`.
+ */
+export function decodePayload(subject: string, text: string, maxBytes = DEFAULT_MAX_PAYLOAD_BYTES): unknown {
+  return parseJsonLimited(text, { maxDepth: BUS_MAX_JSON_DEPTH, maxBytes, what: `message on "${subject}"` });
 }
 
 function errorBody(err: SwitchboardError): ErrorBody {
@@ -109,7 +127,7 @@ export async function handleRequest(
 ): Promise<string> {
   let payload: unknown;
   try {
-    payload = decodePayload(subject, requestText);
+    payload = decodePayload(subject, requestText, maxBytes);
   } catch (err) {
     logger.warn('malformed request refused', { subject, err });
     return encodeError(errorBody(err as SwitchboardError));
@@ -151,12 +169,24 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 }
 
 /** Decodes raw reply text: returns the result, or throws a RemoteError carrying the remote code, message and hint. */
-export function decodeReply(subject: string, replyText: string): unknown {
+export function decodeReply(
+  subject: string,
+  replyText: string,
+  maxBytes = DEFAULT_MAX_PAYLOAD_BYTES,
+): unknown {
   let env: unknown;
   try {
-    env = JSON.parse(replyText) as unknown;
-  } catch {
-    throw new RemoteError('internal', `malformed reply on "${subject}": not JSON`);
+    env = parseJsonLimited(replyText, {
+      maxDepth: BUS_MAX_JSON_DEPTH,
+      maxBytes,
+      what: `reply on "${subject}"`,
+    });
+  } catch (err) {
+    throw new RemoteError(
+      'internal',
+      `malformed ${errorMessage(err)}`,
+      'the serving service sent something that is not a reply envelope; see its logs',
+    );
   }
   if (isRecord(env) && env.ok === true) return env.result;
   if (isRecord(env) && env.ok === false && isRecord(env.error)) {

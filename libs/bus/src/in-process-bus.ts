@@ -17,6 +17,7 @@ import { InFlight, runAs, isInside } from './drain.js';
 import {
   BusClosedError,
   DEFAULT_MAX_PAYLOAD_BYTES,
+  decodePayload,
   decodeReply,
   encodePayload,
   handleRequest,
@@ -108,12 +109,20 @@ class EventConsumer {
         await new Promise((resolve) => setImmediate(resolve));
         if (!this.active) break;
       }
+      let payload: unknown;
       try {
-        await this.opts.handler({
-          seq: ev.seq,
+        payload = decodePayload(ev.subject, ev.text, Number.MAX_SAFE_INTEGER);
+      } catch (err) {
+        this.logger.error('malformed event skipped; consumption goes on', {
           subject: ev.subject,
-          payload: JSON.parse(ev.text) as unknown,
+          seq: ev.seq,
+          filter: this.opts.filter,
+          err,
         });
+        continue;
+      }
+      try {
+        await this.opts.handler({ seq: ev.seq, subject: ev.subject, payload });
       } catch (err) {
         this.logger.error('event handler failed; the event is skipped and consumption goes on', {
           subject: ev.subject,
@@ -211,7 +220,7 @@ export class InProcessBus implements Bus {
     );
     try {
       const reply = await Promise.race([...replies, timeout]);
-      return decodeReply(subject, reply);
+      return decodeReply(subject, reply, this.maxPayloadBytes);
     } finally {
       clearTimeout(timer);
     }
@@ -240,8 +249,15 @@ export class InProcessBus implements Bus {
       void sub.work.run(async () => {
         await new Promise((resolve) => setImmediate(resolve));
         if (!sub.active) return;
+        let payload: unknown;
         try {
-          const r: unknown = sub.handler(JSON.parse(text) as unknown, subject);
+          payload = decodePayload(subject, text, Number.MAX_SAFE_INTEGER);
+        } catch (err) {
+          this.logger.error('malformed broadcast message dropped', { subject, err });
+          return;
+        }
+        try {
+          const r: unknown = sub.handler(payload, subject);
           if (r instanceof Promise) await r;
         } catch (err) {
           this.logger.error('subscriber failed on a broadcast message', { subject, err });

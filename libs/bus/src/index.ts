@@ -3,6 +3,7 @@ export type { Bus, BusEvent, ConsumeOptions, RequestOptions, Subscription } from
 export { connectNatsBus, NatsBus, DEFAULT_STREAM, type NatsBusOptions } from './nats-bus.js';
 export { createInProcessBus, InProcessBus, type InProcessBusOptions } from './in-process-bus.js';
 export {
+  BUS_MAX_JSON_DEPTH,
   BusClosedError,
   DEFAULT_MAX_PAYLOAD_BYTES,
   decodeReply,

@@ -245,8 +245,20 @@ class NatsEventConsumer {
   }
 
   private async deliver(seq: number, subject: string, data: Uint8Array): Promise<void> {
+    let payload: unknown;
     try {
-      const payload = decodePayload(subject, dec.decode(data));
+      payload = decodePayload(subject, dec.decode(data), Number.MAX_SAFE_INTEGER);
+    } catch (err) {
+      this.x.logger.error('malformed event skipped; consumption goes on', {
+        stream: this.x.stream,
+        subject,
+        seq,
+        filter: this.opts.filter,
+        err,
+      });
+      return;
+    }
+    try {
       await this.opts.handler({ seq, subject, payload });
     } catch (err) {
       this.x.logger.error('event handler failed; the event is skipped and consumption goes on', {
@@ -356,7 +368,7 @@ export class NatsBus implements Bus {
         'is NATS reachable?',
       );
     }
-    return decodeReply(subject, reply);
+    return decodeReply(subject, reply, this.maxPayloadBytes);
   }
 
   serve(subject: string, queue: string, handler: (payload: unknown) => Promise<unknown>): Subscription {
@@ -411,8 +423,15 @@ export class NatsBus implements Bus {
           return;
         }
         void work.run(async () => {
+          let payload: unknown;
           try {
-            const r: unknown = handler(decodePayload(msg.subject, dec.decode(msg.data)), msg.subject);
+            payload = decodePayload(msg.subject, dec.decode(msg.data), this.maxPayloadBytes);
+          } catch (e) {
+            this.logger.error('malformed broadcast message dropped', { subject: msg.subject, err: e });
+            return;
+          }
+          try {
+            const r: unknown = handler(payload, msg.subject);
             if (r instanceof Promise) await r;
           } catch (e) {
             this.logger.error('subscriber failed on a broadcast message', { subject: msg.subject, err: e });

@@ -5,7 +5,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { RemoteError, SwitchboardError, ValidationError } from '@switchboard/common';
-import type { Bus, BusEvent } from '../src/index.js';
+import { BUS_MAX_JSON_DEPTH, type Bus, type BusEvent } from '../src/index.js';
 
 export interface BusHarness {
   /** Subject prefix unique to this run; event subjects are `${prefix}events.…`. */
@@ -114,6 +114,46 @@ export function runBusContract(name: string, factory: HarnessFactory): void {
       await rejectsWithCode(bus.publishEvent(evSubj('bad'), cyclic, 'x'), 'invalid_input', ValidationError);
       assert.throws(() => bus.publish(s, () => 1), ValidationError);
       await rejectsWithCode(bus.request(s, 'x'.repeat(2 * 1024 * 1024)), 'invalid_input', ValidationError);
+      await sub.unsubscribe();
+    });
+
+    void it('refuses payloads nested deeper than receivers accept, at the sender; a too-deep reply is internal', async () => {
+      const nest = (depth: number): unknown => {
+        let v: unknown = 1;
+        for (let i = 0; i < depth; i++) v = [v];
+        return v;
+      };
+      const s = subj('deep');
+      let calls = 0;
+      const sub = bus.serve(s, 'q', async (p) => {
+        calls++;
+        return (p as { depth?: number }).depth ? nest((p as { depth: number }).depth) : 'ok';
+      });
+      const tooDeep = { x: nest(BUS_MAX_JSON_DEPTH) };
+      const isDepthError = (err: unknown) =>
+        err instanceof ValidationError &&
+        err.code === 'invalid_input' &&
+        err.message ===
+          `payload for "${s}" is nested deeper than ${BUS_MAX_JSON_DEPTH} levels, which receivers refuse`;
+      await assert.rejects(bus.request(s, tooDeep), isDepthError);
+      assert.throws(() => bus.publish(s, tooDeep), isDepthError);
+      await assert.rejects(
+        bus.publishEvent(evSubj('deep'), tooDeep, 'deep-x'),
+        (err: unknown) => err instanceof ValidationError && /nested deeper than/.test(err.message),
+      );
+      assert.equal(calls, 0);
+      assert.deepEqual(
+        await bus.request(s, { x: nest(BUS_MAX_JSON_DEPTH - 1) }),
+        'ok',
+        'just under the limit goes through',
+      );
+      await assert.rejects(bus.request(s, { depth: BUS_MAX_JSON_DEPTH + 10 }), (err: unknown) => {
+        assert.ok(err instanceof RemoteError, String(err));
+        assert.equal(err.code, 'internal');
+        assert.match(err.message, /the reply cannot be sent \(payload for .* is nested deeper than/);
+        return true;
+      });
+      assert.equal(await bus.request(s, {}), 'ok', 'the server keeps serving');
       await sub.unsubscribe();
     });
 

@@ -8,7 +8,13 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { connect, nanos, StorageType, type NatsConnection } from 'nats';
 import { RemoteError } from '@switchboard/common';
-import { connectNatsBus, decodeReply, type NatsBus, type NatsBusOptions } from '../src/index.js';
+import {
+  BUS_MAX_JSON_DEPTH,
+  connectNatsBus,
+  decodeReply,
+  type NatsBus,
+  type NatsBusOptions,
+} from '../src/index.js';
 import { runBusContract, sleep, waitFor } from './bus-contract.js';
 import { TcpProxy } from '@switchboard/testing';
 import { testLogger } from './test-logger.js';
@@ -117,6 +123,75 @@ void describe('nats bus specifics', () => {
     );
     assert.equal(called, false);
     await sub.unsubscribe();
+  });
+
+  void it('raw messages nested past the limit are refused, logged and skipped; nothing stops serving', async () => {
+    const raw = (depth: number) => new TextEncoder().encode(`{"x":${'['.repeat(depth)}${']'.repeat(depth)}}`);
+    // a request: answered with invalid_input naming the limit, the handler never called
+    const s = `${prefix}rpc.deep`;
+    let calls = 0;
+    const sub = bus.serve(s, 'q', async () => ++calls);
+    await sleep(100);
+    for (const depth of [BUS_MAX_JSON_DEPTH, 20_000]) {
+      const msg = await nc.request(s, raw(depth), { timeout: 2000 });
+      assert.throws(
+        () => decodeReply(s, new TextDecoder().decode(msg.data)),
+        (err: unknown) =>
+          err instanceof RemoteError &&
+          err.code === 'invalid_input' &&
+          err.message.startsWith(`message on "${s}": JSON nested deeper than ${BUS_MAX_JSON_DEPTH} levels`),
+      );
+    }
+    assert.equal(calls, 0);
+    assert.equal(await bus.request(s, {}), 1, 'the server goes on serving');
+    await sub.unsubscribe();
+
+    // a broadcast: dropped, the subscriber gets the next one
+    const b = `${prefix}bcast.deep`;
+    const got: unknown[] = [];
+    const bsub = bus.subscribe(b, (p) => got.push(p));
+    // wait until the subscription is live at the server, so that the deep message does reach it
+    for (let i = 0; got.length === 0 && i < 500; i++) {
+      nc.publish(b, new TextEncoder().encode('{"n":1}'));
+      await sleep(10);
+    }
+    nc.publish(b, raw(20_000));
+    nc.publish(b, new TextEncoder().encode('{"n":2}'));
+    const after = () => got.filter((p) => (p as { n: number }).n !== 1);
+    await waitFor(() => after().length === 1, 5000, 'the broadcast after the deep one');
+    assert.deepEqual(after(), [{ n: 2 }], 'the deep message was dropped, the next one delivered');
+    await bsub.unsubscribe();
+
+    // an event in the stream: skipped, the consumer goes on with the next
+    const e = `${prefix}events.deep`;
+    const js = nc.jetstream();
+    const from = (await bus.lastEventSeq()) + 1;
+    await js.publish(e, raw(20_000));
+    await js.publish(e, new TextEncoder().encode('{"n":3}'));
+    const events: unknown[] = [];
+    const esub = bus.consumeEvents({
+      filter: e,
+      fromSeq: from,
+      handler: async (ev) => void events.push(ev.payload),
+    });
+    await waitFor(() => events.length === 1, 5000, 'the event after the deep one');
+    assert.deepEqual(events, [{ n: 3 }]);
+    await esub.unsubscribe();
+
+    // a reply: the requester gets an internal error naming the limit
+    const r = `${prefix}rpc.deepreply`;
+    const responder = nc.subscribe(r, { callback: (_err, m) => m.respond(raw(20_000)) });
+    await nc.flush();
+    await assert.rejects(bus.request(r, {}), (err: unknown) => {
+      assert.ok(err instanceof RemoteError, String(err));
+      assert.equal(err.code, 'internal');
+      assert.match(
+        err.message,
+        new RegExp(`^malformed reply on "${r}": JSON nested deeper than ${BUS_MAX_JSON_DEPTH} levels`),
+      );
+      return true;
+    });
+    responder.unsubscribe();
   });
 
   void it('fails to connect with a message saying what to check', async () => {

@@ -3,13 +3,22 @@
  * preauthkeys, nodes; --output json) and talk to the admin API: over the local unix socket without
  * credentials, or with --server URL --api-key KEY over the network.
  */
-import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { runPolicyCompile } from '@switchboard/policy';
-import { join } from 'node:path';
 import { homedir } from 'node:os';
 import { SwitchboardError } from '@switchboard/common';
-import { adminCall, AdminApiError, type AdminTarget } from './admin-client.js';
+import { adminCall, AdminApiError } from './admin-client.js';
+import {
+  adminTarget,
+  formatCell as fmt,
+  formatOutput,
+  formatTable as table,
+  parseCliArgs,
+  splitList,
+  usageError,
+  withNewline,
+  type Row,
+} from './cli-args.js';
 
 export interface CliIO {
   out: (s: string) => void;
@@ -44,83 +53,20 @@ Options:
   --server URL --api-key K  use the admin API over the network (or SWITCHBOARD_SERVER / SWITCHBOARD_API_KEY)
 `;
 
-type Row = Record<string, unknown>;
-
-function table(rows: Row[], cols: [string, (r: Row) => unknown][]): string {
-  const cells = rows.map((r) => cols.map(([, f]) => fmt(f(r))));
-  const widths = cols.map(([h], i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
-  const line = (vals: string[]): string =>
-    vals
-      .map((v, i) => v.padEnd(widths[i]!))
-      .join('  ')
-      .trimEnd();
-  return [line(cols.map(([h]) => h)), ...cells.map(line)].join('\n') + '\n';
-}
-
-function fmt(v: unknown): string {
-  if (v === null || v === undefined) return '-';
-  if (Array.isArray(v)) return v.length ? v.join(',') : '-';
-  if (typeof v === 'boolean') return v ? 'yes' : 'no';
-  if (typeof v === 'string') return v;
-  if (typeof v === 'number' || typeof v === 'bigint') return v.toString();
-  return JSON.stringify(v) ?? '-';
-}
-
-function usageError(msg: string): SwitchboardError {
-  return new SwitchboardError('usage', msg, 'run "switchboard --help"');
-}
-
 export async function runAdminCli(argv: string[], io: CliIO): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      output: { type: 'string', short: 'o', default: 'table' },
-      socket: { type: 'string' },
-      server: { type: 'string' },
-      'api-key': { type: 'string' },
-      user: { type: 'string', short: 'u' },
-      reusable: { type: 'boolean', default: false },
-      ephemeral: { type: 'boolean', default: false },
-      tags: { type: 'string' },
-      expiration: { type: 'string', short: 'e' },
-      identifier: { type: 'string', short: 'i' },
-      'display-name': { type: 'string' },
-      email: { type: 'string' },
-      force: { type: 'boolean', default: false },
-      prefix: { type: 'string' },
-      version: { type: 'string' },
-      file: { type: 'string', short: 'f' },
-      policy: { type: 'string' },
-      nodes: { type: 'string' },
-      node: { type: 'string' },
-      limit: { type: 'string' },
-      routes: { type: 'string', short: 'r' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help || positionals.length === 0) {
+  const { command, rest, values, output } = parseCliArgs(argv);
+  if (command === undefined) {
     io.out(USAGE);
     return 0;
   }
-  const json = values.output === 'json';
-  if (!json && values.output !== 'table')
-    throw usageError(`--output must be json or table, not "${values.output}"`);
-  const dataDir =
-    io.env.DATA_DIR ?? join(io.env.XDG_DATA_HOME ?? join(homedir(), '.local', 'share'), 'switchboard');
-  const server = values.server ?? io.env.SWITCHBOARD_SERVER;
-  const target: AdminTarget = server
-    ? { server, apiKey: values['api-key'] ?? io.env.SWITCHBOARD_API_KEY ?? '' }
-    : { socketPath: values.socket ?? io.env.ADMIN_SOCKET ?? join(dataDir, 'admin.sock') };
+  const target = adminTarget(values, io.env, homedir());
   const call = (method: string, path: string, body?: unknown): Promise<unknown> =>
     adminCall(target, method, path, body);
-  const print = (data: unknown, render: () => string): void =>
-    io.out(json ? JSON.stringify(data, null, 2) + '\n' : render());
-  const [group, verb, ...rest] = positionals;
+  const print = (data: unknown, render: () => string): void => io.out(formatOutput(output, data, render));
+  const verb = command.split(' ')[1];
   const idArg = (): string => {
     const id = values.identifier ?? rest[0];
-    if (!id) throw usageError(`${group} ${verb} needs an ID (positional or --identifier)`);
+    if (!id) throw usageError(`${command} needs an ID (positional or --identifier)`);
     return id;
   };
 
@@ -133,15 +79,15 @@ export async function runAdminCli(argv: string[], io: CliIO): Promise<number> {
     }
   };
 
-  switch (`${group} ${verb ?? ''}`.trim()) {
+  switch (command) {
     case 'policy compile': {
       const r = runPolicyCompile({
         policyText: readFile('--policy', values.policy),
         nodesJson: readFile('--nodes', values.nodes),
         ...(values.node !== undefined ? { nodeId: values.node } : {}),
       });
-      if (r.stdout) io.out(r.stdout.endsWith('\n') ? r.stdout : r.stdout + '\n');
-      if (r.stderr) io.err(r.stderr.endsWith('\n') ? r.stderr : r.stderr + '\n');
+      if (r.stdout) io.out(withNewline(r.stdout));
+      if (r.stderr) io.err(withNewline(r.stderr));
       return r.exitCode;
     }
     case 'policy get': {
@@ -152,9 +98,7 @@ export async function runAdminCli(argv: string[], io: CliIO): Promise<number> {
       print(r.policy, () =>
         r.policy.text === null
           ? '// no policy set: the default policy allows all\n'
-          : r.policy.text.endsWith('\n')
-            ? r.policy.text
-            : r.policy.text + '\n',
+          : withNewline(r.policy.text),
       );
       return 0;
     }
@@ -204,10 +148,7 @@ export async function runAdminCli(argv: string[], io: CliIO): Promise<number> {
     case 'nodes approve-routes': {
       if (values.routes === undefined)
         throw usageError('nodes approve-routes needs --routes a,b (or --routes= to clear)');
-      const routes = values.routes
-        .split(',')
-        .map((r) => r.trim())
-        .filter(Boolean);
+      const routes = splitList(values.routes);
       const r = (await call('POST', `/api/v1/nodes/${encodeURIComponent(idArg())}/routes`, { routes })) as {
         node: Row;
       };
@@ -215,12 +156,7 @@ export async function runAdminCli(argv: string[], io: CliIO): Promise<number> {
       return 0;
     }
     case 'nodes tag': {
-      const tags = values.tags
-        ? values.tags
-            .split(',')
-            .map((t) => t.trim())
-            .filter(Boolean)
-        : [];
+      const tags = splitList(values.tags);
       if (tags.length === 0) throw usageError('nodes tag needs --tags tag:a,tag:b');
       const r = (await call('POST', `/api/v1/nodes/${encodeURIComponent(idArg())}/tag`, { tags })) as {
         node: Row;
@@ -259,12 +195,7 @@ export async function runAdminCli(argv: string[], io: CliIO): Promise<number> {
     }
     case 'preauthkeys create': {
       if (!values.user) throw usageError('preauthkeys create needs --user NAME');
-      const tags = values.tags
-        ? values.tags
-            .split(',')
-            .map((t) => t.trim())
-            .filter(Boolean)
-        : [];
+      const tags = splitList(values.tags);
       const r = (await call('POST', '/api/v1/preauthkeys', {
         user: values.user,
         reusable: values.reusable,
@@ -367,7 +298,7 @@ export async function runAdminCli(argv: string[], io: CliIO): Promise<number> {
       return 0;
     }
     default:
-      throw usageError(`unknown command "${positionals.join(' ')}"`);
+      throw usageError(`unknown command "${command}"`);
   }
 }
 

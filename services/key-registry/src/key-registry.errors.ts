@@ -19,3 +19,11 @@ export class KeyRegistryError extends SwitchboardError {
     super(code, message, hint);
   }
 }
+
+export function nodeNotFound(nodeId: number): KeyRegistryError {
+  return new KeyRegistryError(
+    'node_not_found',
+    `no node with id ${nodeId}`,
+    'list nodes with "switchboard nodes list"',
+  );
+}

@@ -88,6 +88,7 @@ export interface NewNode {
   machineAuthorized: boolean;
   capVersion: number;
   routableIPs: string[];
+  approvedRoutes: string[];
   authKeyId: number | null;
 }
 
@@ -246,9 +247,9 @@ export class KeyRegistryRepository {
     const r = await q.query<NodeRow>(
       `INSERT INTO ${S}.nodes (stable_id, tailnet_id, user_id, owner_key, machine_key, node_key, ipv4, ipv6,
          hostname, given_name, hostinfo, tags, ephemeral, key_expiry, machine_authorized, cap_version,
-         routable_ips, auth_key_id)
+         routable_ips, auth_key_id, approved_routes)
        VALUES ('n' || substr(md5(random()::text || clock_timestamp()::text), 1, 12) || 'SB', $1, $2, $3, $4, $5, $6, $7,
-         $8, $9, $10::jsonb, $11::text[], $12, $13::timestamptz, $14, $15, $16::text[], $17)
+         $8, $9, $10::jsonb, $11::text[], $12, $13::timestamptz, $14, $15, $16::text[], $17, $18::text[])
        RETURNING *`,
       [
         n.tailnetId,
@@ -268,6 +269,7 @@ export class KeyRegistryRepository {
         n.capVersion,
         n.routableIPs,
         n.authKeyId,
+        n.approvedRoutes,
       ],
     );
     return mapNode(r.rows[0]!);
@@ -351,6 +353,15 @@ export class KeyRegistryRepository {
   /** Counts a use of a reusable key (outside the registration transaction). */
   async countPreAuthKeyUse(q: Queryable, id: number, n: number): Promise<void> {
     await q.query(`UPDATE ${S}.preauth_keys SET used_count = used_count + $2 WHERE id = $1`, [id, n]);
+  }
+
+  /** Expires a user's keys (the user was removed); returns how many were still unexpired. */
+  async expireUserPreAuthKeys(q: Queryable, userId: number): Promise<number> {
+    const r = await q.query(
+      `UPDATE ${S}.preauth_keys SET expires_at = now() WHERE user_id = $1 AND expires_at > now()`,
+      [userId],
+    );
+    return r.rowCount;
   }
 
   async listPreAuthKeys(q: Queryable, userId?: number): Promise<PreAuthKeyRecord[]> {

@@ -48,8 +48,10 @@ export class KeyRegistryRuntime {
     await this.service.init();
     this.relay.start();
     this.subs = bindKeyRegistry(this.opts.bus, this.service, this.opts.logger);
+    // After binding: identity and policy-compiler may be loading their own views from our snapshot.
+    this.service.directory.start();
     this.gc = setInterval(() => {
-      this.service.collectInactiveEphemeral().catch((err: unknown) => {
+      this.service.nodes.collectInactiveEphemeral().catch((err: unknown) => {
         this.opts.logger.error('ephemeral node clean-up failed; will retry', { err });
       });
     }, this.opts.gcIntervalMs ?? 10_000);
@@ -60,7 +62,8 @@ export class KeyRegistryRuntime {
     if (this.gc) clearInterval(this.gc);
     await Promise.all(this.subs.map((s) => s.unsubscribe()));
     this.subs = [];
-    await this.service.flushKeyUses().catch(() => undefined);
+    await this.service.directory.stop();
+    await this.service.keys.flushUses().catch(() => undefined);
     await this.relay.stop();
   }
 }

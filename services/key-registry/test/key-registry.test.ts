@@ -14,11 +14,22 @@ import {
   keyRegistry,
   NodeRemoved,
   NodeUpserted,
+  PolicyChanged,
   policy,
   serveRpc,
+  UserRemoved,
+  UserUpserted,
   type RegisterInput,
+  type UserRecord,
 } from '@switchboard/contracts';
-import { scratchDatabase, testLogger, waitFor, type ScratchDatabase } from '@switchboard/testing';
+import {
+  countingBus,
+  scratchDatabase,
+  testLogger,
+  waitFor,
+  type CountingBus,
+  type ScratchDatabase,
+} from '@switchboard/testing';
 import { KeyRegistryRuntime, keyRegistryConfigSchema } from '../src/index.js';
 
 const hex = (): string => randomBytes(32).toString('hex');
@@ -40,12 +51,34 @@ function reg(over: Partial<RegisterInput>): RegisterInput {
   };
 }
 
+const POLICY = `{
+  "tagOwners": { "tag:server": ["alice@"] },
+  "autoApprovers": { "routes": { "10.0.0.0/8": ["alice@", "tag:server"] } },
+}`;
+
+function user(id: number, name: string, version = 1): UserRecord {
+  return {
+    id,
+    tailnetId: 1,
+    name,
+    loginName: name,
+    displayName: name,
+    email: null,
+    profilePicUrl: null,
+    provider: 'local',
+    groups: [],
+    createdAt: new Date().toISOString(),
+    version,
+  };
+}
+
 for (const backend of ['postgres', 'pglite'] as const) {
   describe(`key-registry on ${backend}`, () => {
     let scratch: ScratchDatabase | undefined;
     let db: Db;
     let bus: Bus;
     let kr: KeyRegistryRuntime;
+    let krBus: CountingBus<Bus>;
     let userId: number;
     const events: BusEvent[] = [];
     const logger = testLogger('key-registry-test');
@@ -59,30 +92,16 @@ for (const backend of ['postgres', 'pglite'] as const) {
       }
       bus = createInProcessBus({ logger });
       userId = 7;
-      serveRpc(bus, policy.CheckTags, 'policy-compiler', async (req) => ({
-        ok: req.tags.every((t) => t === 'tag:server'),
-        denied: req.tags.filter((t) => t !== 'tag:server'),
+      // identity and policy-compiler as key-registry sees them: their snapshots, then their events.
+      serveRpc(bus, policy.PolicySnapshot, 'policy-compiler', async () => ({
+        policies: [{ tailnetId: 1, version: 1, text: POLICY }],
       }));
-      serveRpc(bus, identity.GetUser, 'identity', async (req) => ({
-        user:
-          req.id === userId
-            ? {
-                id: userId,
-                tailnetId: 1,
-                name: 'alice',
-                loginName: 'alice',
-                displayName: 'Alice',
-                email: null,
-                profilePicUrl: null,
-                provider: 'local',
-                groups: [],
-                createdAt: new Date().toISOString(),
-                version: 1,
-              }
-            : null,
-      }));
-      kr = new KeyRegistryRuntime({ db, bus, logger, config: keyRegistryConfigSchema.parse({}) });
+      serveRpc(bus, identity.IdentitySnapshot, 'identity', async () => ({ users: [user(userId, 'alice')] }));
+      // Every request key-registry makes goes through the counting wrapper.
+      krBus = countingBus(bus);
+      kr = new KeyRegistryRuntime({ db, bus: krBus, logger, config: keyRegistryConfigSchema.parse({}) });
       await kr.start();
+      await kr.service.directory.whenReady();
       bus.consumeEvents({ filter: 'events.v1.>', fromSeq: 1, handler: async (e) => void events.push(e) });
     });
 
@@ -297,6 +316,86 @@ for (const backend of ['postgres', 'pglite'] as const) {
         },
       );
       await assert.rejects(bus.request(keyRegistry.DeleteNode.subject, { nodeId: 'x' }), /invalid/);
+    });
+
+    let seqNo = 0;
+    const publish = (subject: string, payload: unknown) =>
+      bus.publishEvent(subject, payload, `kr-test:${backend}:${++seqNo}`);
+    const withRoutes = (routes: string[], authKey: string) =>
+      reg({ authKey, hostinfo: { Hostname: 'router', OS: 'linux', RoutableIPs: routes } });
+
+    test('a registration that advertises routes is one transaction and one node event', async () => {
+      const r = await callRpc(bus, keyRegistry.Register, withRoutes(['10.20.0.0/16'], await newKey()));
+      assert.equal(r.kind, 'ok');
+      const node = (r as { node: { id: number; approvedRoutes: string[] } }).node;
+      assert.deepEqual(node.approvedRoutes, ['10.20.0.0/16'], 'auto-approved in the same transaction');
+      const { rows } = await db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM key_registry.outbox WHERE payload->'node'->>'id' = $1`,
+        [String(node.id)],
+      );
+      assert.equal(rows[0]?.n, 1, 'exactly one node event');
+    });
+
+    test('100 registrations with tags and routes make no request to identity or policy-compiler', async () => {
+      const tagged = await newKey({ reusable: true, tags: ['tag:server'] });
+      const own = await newKey({ reusable: true });
+      krBus.counts.clear();
+      const results = await Promise.all(
+        Array.from({ length: 100 }, (_, i) =>
+          callRpc(bus, keyRegistry.Register, withRoutes([`10.30.${i}.0/24`], i % 2 ? tagged : own), {
+            timeoutMs: 60_000,
+          }),
+        ),
+      );
+      for (const r of results) {
+        assert.equal(r.kind, 'ok');
+        assert.equal((r as { node: { approvedRoutes: string[] } }).node.approvedRoutes.length, 1);
+      }
+      assert.equal(krBus.requestsTo('identity.'), 0, JSON.stringify([...krBus.counts]));
+      assert.equal(krBus.requestsTo('policy.'), 0, JSON.stringify([...krBus.counts]));
+    });
+
+    test('stale view: a user created a moment ago gets a key at once; a policy set a moment ago applies', async () => {
+      // The events are in the log, but key-registry's view has not applied them when the requests arrive.
+      await publish(UserUpserted.subject, { user: user(8, 'bob') });
+      const { key } = await callRpc(bus, keyRegistry.CreatePreAuthKey, {
+        userId: 8,
+        reusable: true,
+        ephemeral: false,
+        tags: [],
+        expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+      });
+      const policyV2 = POLICY.replace('"10.0.0.0/8"', '"192.168.0.0/16": ["bob@"], "10.0.0.0/8"');
+      await publish(PolicyChanged.subject, { policy: { tailnetId: 1, version: 2, text: policyV2 } });
+      const r = await callRpc(bus, keyRegistry.Register, withRoutes(['192.168.1.0/24'], key));
+      assert.equal(r.kind, 'ok');
+      assert.deepEqual((r as { node: { approvedRoutes: string[] } }).node.approvedRoutes, ['192.168.1.0/24']);
+      await assert.rejects(
+        callRpc(bus, keyRegistry.CreatePreAuthKey, {
+          userId: 99,
+          reusable: false,
+          ephemeral: false,
+          tags: [],
+          expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+        }),
+        (err: Error & { code?: string }) => err.code === 'user_not_found',
+      );
+
+      // identity removed bob: his node and keys go with him.
+      const id = (r as { node: { id: number } }).node.id;
+      await publish(UserRemoved.subject, { userId: 8, tailnetId: 1, version: 2 });
+      await waitFor(
+        () =>
+          events.some(
+            (e) =>
+              e.subject === NodeRemoved.subject &&
+              (e.payload as { nodeId: number; reason: string }).nodeId === id &&
+              (e.payload as { reason: string }).reason === 'user-deleted',
+          ),
+        { what: "the removed user's node to be deleted" },
+      );
+      const { keys } = await callRpc(bus, keyRegistry.ListPreAuthKeys, { userId: 8 });
+      assert.ok(keys.every((k) => !k.usable));
     });
   });
 }

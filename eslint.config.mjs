@@ -68,9 +68,8 @@ const subjectExempt = [
   'libs/bus/test/**',
   'libs/db/**/*.spec.ts',
   'libs/db/test/**',
-  // Known violations (fix: use ALL_EVENTS_FILTER from @switchboard/contracts):
+  // Known violation (fix: use ALL_EVENTS_FILTER from @switchboard/contracts):
   'services/key-registry/test/key-registry.test.ts',
-  'libs/views/src/event-view.ts',
 ];
 
 /**

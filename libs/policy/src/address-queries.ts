@@ -4,7 +4,7 @@
  * Slow paths (scans over all nodes), used when a policy is checked, never per map.
  */
 import { SpecFactory } from './compile.js';
-import { hostPrefix } from './filters.js';
+import { hostPrefix } from './dst-reduce.js';
 import {
   ALL4,
   ALL6,

@@ -5,6 +5,7 @@
  *  - node-store.ts      node slots and indexes, group memberships
  *  - membership.ts      principal sets as bit sets over slots, the selector index
  *  - src-render.ts      SrcIPs rendering and content hashes
+ *  - dst-reduce.ts      destinations reduced to one node's entries (pure)
  *  - filters.ts         per-node packet filters (plans), merge keys, filter change detection
  *  - peers.ts           peer visibility; route-visibility.ts, per-pair route visibility
  *  - ssh-policy.ts      per-node SSH policy

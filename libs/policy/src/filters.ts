@@ -11,17 +11,8 @@
  * exactly which nodes' filters a change affected (see its steps), and drops their cached plans.
  */
 import { BitSet } from './bitset.js';
-import type { CapSpec, DstItem, Literal } from './compile.js';
-import {
-  ALL4,
-  ALL6,
-  formatPrefix,
-  formatRange,
-  INTERNET_SET,
-  rangeContainsAddr,
-  WILDCARD_SET,
-} from './ip.js';
-import type { Addr, Prefix, Range } from './ip.js';
+import type { CapSpec, Unit } from './compile.js';
+import { capDstsForItem, dstEntries, INTERNET_RANGES, srcCapDsts, type DstEntry } from './dst-reduce.js';
 import {
   selfSrcHas,
   viaHosts,
@@ -30,24 +21,10 @@ import {
   type Render,
   type ViaUnit,
 } from './membership.js';
-import { nodeIpIn, nodeRoutesOverlap, type NodeRec } from './node-state.js';
+import { nodeRoutesOverlap, type NodeRec } from './node-state.js';
 import type { NodeStore } from './node-store.js';
 import type { SrcRenderer } from './src-render.js';
-import type { FilterRule, NetPortRange, PortRange } from './types.js';
-import type { Unit } from './compile.js';
-
-const WILDCARD_PREFIXES: readonly Prefix[] = WILDCARD_SET.prefixes();
-/** SaaS writes every autogroup:internet piece as an `a-b` range, even 2000::/3 (capture routes-b17). */
-const INTERNET_RANGES: readonly { range: Range; text: string }[] = INTERNET_SET.ranges.map((r) => ({
-  range: r,
-  text: `${formatRange({ ...r, last: r.first })}-${formatRange({ ...r, first: r.last })}`,
-}));
-
-interface DstEntry {
-  readonly ip: string;
-  readonly first: number;
-  readonly last: number;
-}
+import type { FilterRule, NetPortRange } from './types.js';
 
 interface CapOut {
   readonly dsts: readonly string[];
@@ -92,16 +69,6 @@ export interface FilterChangeInput {
 
 function protoKey(p: readonly number[] | null): string {
   return p === null ? '' : p.join(',');
-}
-
-function comparePrefixText(a: Prefix, b: Prefix): number {
-  if (a.family !== b.family) return a.family - b.family;
-  if (a.first !== b.first) return a.first < b.first ? -1 : 1;
-  return a.bits - b.bits;
-}
-
-export function hostPrefix(a: Addr): Prefix {
-  return { family: a.family, first: a.value, last: a.value, bits: a.family === 4 ? 32 : 128 };
 }
 
 function entryJson(e: DstEntry): string {
@@ -316,7 +283,7 @@ export class FilterCompiler {
           if (sets.dst === null || sets.src === null || !sets.dst.recv.has(n.slot)) break;
           const r = this.renderer.renderSet(sets.src);
           if (r.strings.length === 0) break;
-          const entries = this.dstEntries(u.items, u.ports, n);
+          const entries = dstEntries(this.store, u.items, u.ports, n);
           if (entries.length > 0)
             acc.merge(this.unitKey(i, sets.src, u.proto.numbers), u.order, r, u.proto.numbers, entries);
           break;
@@ -347,7 +314,7 @@ export class FilterCompiler {
   private planCap(acc: PlanAcc, u: Extract<Unit, { kind: 'cap' }>, src: PSet, n: NodeRec): void {
     const caps: CapOut[] = [];
     for (const item of u.items) {
-      const dsts = this.capDstsForItem(item, n);
+      const dsts = capDstsForItem(this.store, item, n);
       if (dsts.length > 0) caps.push({ dsts, cap: u.cap });
     }
     if (caps.length > 0) acc.capRule(u.order, this.renderer.renderSet(src), caps);
@@ -362,7 +329,7 @@ export class FilterCompiler {
   ): void {
     const slot = n.slot;
     if (!(to.ident.has(slot) || to.addrIp.has(slot) || to.addrRoute.has(slot))) return;
-    const dsts = this.srcCapDsts(to, n);
+    const dsts = srcCapDsts(to, n);
     if (dsts.length === 0) return;
     acc.capRule(u.order, this.renderer.renderSet(from), [{ dsts, cap: companionCapSpec(u.capName) }]);
   }
@@ -415,91 +382,6 @@ export class FilterCompiler {
     }
     if (entries.length > 0)
       acc.merge(this.unitKey(i, src, u.proto.numbers), u.order, r, u.proto.numbers, entries);
-  }
-
-  private literalCovers(n: NodeRec, l: Literal): boolean {
-    return (
-      nodeIpIn(n, l.prefix) ||
-      nodeRoutesOverlap(n, l.prefix) ||
-      (n.isExit && INTERNET_SET.containsRange(l.prefix))
-    );
-  }
-
-  private dstEntries(items: readonly DstItem[], ports: readonly PortRange[], n: NodeRec): DstEntry[] {
-    const out: DstEntry[] = [];
-    const push = (ip: string): void => {
-      for (const p of ports) out.push({ ip, first: p.first, last: p.last });
-    };
-    for (const item of items) {
-      switch (item.kind) {
-        case 'wildcard':
-          push('*');
-          break;
-        case 'ident':
-          if (this.store.identAliasMatch(n, item.alias)) for (const ip of n.ipStrings) push(ip);
-          break;
-        case 'literal':
-          if (this.literalCovers(n, item.literal)) push(item.literal.text);
-          break;
-        case 'internet':
-          for (const r of INTERNET_RANGES) {
-            if (n.isExit || nodeIpIn(n, r.range) || nodeRoutesOverlap(n, r.range)) push(r.text);
-          }
-          break;
-      }
-    }
-    return out;
-  }
-
-  /** Reduces CapGrant destinations for node `n` (headscale ReduceFilterRules semantics). */
-  private reduceCapDsts(prefixes: readonly Prefix[], n: NodeRec, out: Prefix[]): void {
-    for (const p of prefixes) {
-      for (const a of n.addrs) if (rangeContainsAddr(p, a)) out.push(hostPrefix(a));
-      if (nodeRoutesOverlap(n, p)) out.push(p);
-    }
-  }
-
-  private finishCapDsts(list: Prefix[]): string[] {
-    list.sort(comparePrefixText);
-    const out: string[] = [];
-    for (const p of list) {
-      const t = formatPrefix(p);
-      if (out[out.length - 1] !== t) out.push(t);
-    }
-    return out;
-  }
-
-  private capDstsForItem(item: DstItem, n: NodeRec): string[] {
-    const list: Prefix[] = [];
-    switch (item.kind) {
-      case 'wildcard':
-        this.reduceCapDsts(WILDCARD_PREFIXES, n, list);
-        break;
-      case 'ident':
-        if (this.store.identAliasMatch(n, item.alias)) for (const a of n.addrs) list.push(hostPrefix(a));
-        break;
-      case 'literal':
-        this.reduceCapDsts([item.literal.prefix], n, list);
-        break;
-      case 'internet':
-        break;
-    }
-    return this.finishCapDsts(list);
-  }
-
-  /** Companion CapGrant destinations: the original sources, reduced for `n`. */
-  private srcCapDsts(set: PSet, n: NodeRec): string[] {
-    const spec = set.spec;
-    const list: Prefix[] = [];
-    if (set.ident.has(n.slot)) for (const a of n.addrs) list.push(hostPrefix(a));
-    if (spec.dangerAll) this.reduceCapDsts([ALL4, ALL6], n, list);
-    if (spec.wildcard) this.reduceCapDsts(WILDCARD_PREFIXES, n, list);
-    this.reduceCapDsts(
-      spec.literals.map((l) => l.prefix),
-      n,
-      list,
-    );
-    return this.finishCapDsts(list);
   }
 
   // -------------------------------------------------------------------------------------------

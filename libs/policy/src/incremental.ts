@@ -11,7 +11,7 @@
  * during a mutation (a removed node's slot is released afterwards), so old and new bit sets can
  * be compared slot for slot. `setPolicy` is a full rebuild compared node by node.
  */
-import { type BitSet } from './bitset.js';
+import type { BitSet } from './bitset.js';
 import { compilePolicy, type CompiledPolicy } from './compile.js';
 import { FilterCompiler, planEquals, type PlanRule } from './filters.js';
 import { MembershipIndex, type PSet } from './membership.js';

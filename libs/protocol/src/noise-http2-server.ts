@@ -88,6 +88,14 @@ export class NoiseHttp2Server {
       conn.destroy();
       throw new ProtocolError('noise_closed', 'HTTP/2 server is closing');
     }
+    // node:http2 must only ever be let go of its transport by the session itself (see NoiseConn).
+    conn.asHttp2Transport((reason) => {
+      this.log.debug('noise connection ended', { connectionId: peer.connectionId, reason: reason.message });
+      // Destroying the session first marks its native handle destroyed, so nghttp2 writes nothing
+      // more; only then may the Duplex under it go.
+      if (!session.destroyed) session.destroy();
+      conn.destroy();
+    });
     const session = this.startSession(conn);
     this.sessions.add(session);
     session.on('error', (err) =>

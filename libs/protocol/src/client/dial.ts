@@ -286,6 +286,12 @@ export async function openControlSession(
   conn: NoiseConn,
   opts: ControlSessionOptions = {},
 ): Promise<ControlConnection> {
+  // node:http2 must only ever be let go of its transport by the session itself (see NoiseConn).
+  conn.asHttp2Transport((reason) => {
+    // The session first (its native handle then writes nothing more), then the Duplex under it.
+    if (!session.destroyed) session.destroy(reason);
+    conn.destroy();
+  });
   const session = http2.connect(`https://${opts.authority ?? 'unused'}`, {
     createConnection: () => conn,
     maxSessionMemory: opts.maxSessionMemory ?? 10,

@@ -68,7 +68,12 @@ export class NoiseConn extends Duplex {
     if (!this.destroyed && !this.socketEnded)
       this.fail(new ProtocolError('noise_closed', 'connection closed'));
   };
-  private writeWaiter: (() => void) | null = null;
+  /** The write waiting for the socket's 'drain': its listener and the Writable callback to call. */
+  private writeWaiter: { onDrain: () => void; cb: (err?: Error | null) => void } | null = null;
+  /** Set by asHttp2Transport(): told once when the connection underneath is gone. */
+  private onTransportLost: ((err: Error) => void) | null = null;
+  /** The connection underneath is gone (HTTP/2 transport mode): writes are discarded. */
+  private lost = false;
 
   constructor(opts: NoiseConnOptions) {
     super({
@@ -96,6 +101,35 @@ export class NoiseConn extends Duplex {
     this.socket.on('close', this.onClose);
     if (opts.head && opts.head.length > 0) this.handleChunk(Buffer.from(opts.head));
     if (this.socket.isPaused()) this.socket.resume();
+  }
+
+  /**
+   * Prepares this connection to carry node:http2 (server or client session). From now on, when
+   * the connection underneath ends in any way (the peer's FIN or RST, a socket error, a framing or
+   * decryption error), this Duplex does not end or destroy itself: it closes the socket, completes
+   * every pending and later write as if sent, and calls `onLost` once (on the next tick). The
+   * owner then destroys the HTTP/2 session first and this Duplex second.
+   *
+   * Why: node:http2 wraps a Duplex in a JSStreamSocket (a net.Socket over a JS handle), whose
+   * write and shutdown bookkeeping has two fatal windows. (1) A readable 'end' makes it shut its
+   * write side down on the next tick while nghttp2 still writes (an RST_STREAM for each stream it
+   * tears down, a GOAWAY); `doWrite` asserts that no shutdown is pending and throws
+   * ERR_INTERNAL_ASSERTION, an uncaught exception that took down every replica when many clients
+   * dropped at once. (2) Once the Duplex is destroyed, a write nghttp2 issues afterwards is
+   * discarded without completion; the native session then waits for it forever and never closes
+   * (a session leak per vanished client). Keeping the Duplex alive and writable until the session
+   * is destroyed closes both windows: `session.destroy()` marks the native handle destroyed at
+   * once, after which nghttp2 issues no write, so no write can follow the Duplex's end, and every
+   * write issued before completes.
+   */
+  asHttp2Transport(onLost: (err: Error) => void): this {
+    this.onTransportLost = onLost;
+    return this;
+  }
+
+  /** True once the connection underneath is gone (see asHttp2Transport). */
+  get transportLost(): boolean {
+    return this.lost;
   }
 
   /** Remote address of the underlying socket, if it has one. */
@@ -263,15 +297,54 @@ export class NoiseConn extends Duplex {
       this.settleEarly(null);
       if (early.have > 0) this.push(Buffer.concat(early.buf, early.have));
     }
+    if (this.onTransportLost) {
+      // A control connection is never half-closed: FIN means the peer is gone.
+      this.loseTransport(new ProtocolError('noise_closed', 'the peer closed the connection'));
+      return;
+    }
     this.push(null);
   }
 
   private fail(err: Error): void {
     if (this.failed) return;
+    if (this.onTransportLost && !this.destroyed) {
+      this.loseTransport(err);
+      return;
+    }
     this.failed = true;
     this.pending = null;
     this.failEarly(err);
     this.destroy(err);
+  }
+
+  /** HTTP/2 transport mode: the socket is gone; stay a live Duplex until the session lets go. */
+  private loseTransport(err: Error): void {
+    if (this.lost) return;
+    this.lost = true;
+    this.failed = true;
+    this.pending = null;
+    if (this.early.phase !== 'off') this.early = { phase: 'off' };
+    this.failEarly(err);
+    this.detachSocket();
+    // What was waiting for 'drain' will never be sent: complete it, as later writes are.
+    const waiter = this.writeWaiter;
+    this.writeWaiter = null;
+    waiter?.cb();
+    const notify = this.onTransportLost;
+    if (notify) process.nextTick(notify, err);
+  }
+
+  /** Stops listening to the socket (keeping an error sink) and destroys it. */
+  private detachSocket(): void {
+    this.socket.off('data', this.onData);
+    this.socket.off('end', this.onEnd);
+    this.socket.off('error', this.onError);
+    this.socket.off('close', this.onClose);
+    const waiter = this.writeWaiter;
+    if (waiter) this.socket.off('drain', waiter.onDrain);
+    // Keep a listener so a late socket error cannot become an uncaught exception.
+    this.socket.on('error', () => undefined);
+    if (!this.socket.destroyed) this.socket.destroy();
   }
 
   // ---- writing -------------------------------------------------------------------------------
@@ -291,8 +364,8 @@ export class NoiseConn extends Duplex {
   }
 
   private sendPlaintext(bufs: Buffer[], total: number, cb: (err?: Error | null) => void): void {
-    if (total === 0) {
-      cb();
+    if (total === 0 || this.lost) {
+      cb(); // nothing to send, or nowhere to send it (HTTP/2 transport mode, see asHttp2Transport)
       return;
     }
     let out: Buffer;
@@ -314,11 +387,12 @@ export class NoiseConn extends Duplex {
       cb();
       return;
     }
-    this.writeWaiter = () => {
+    const onDrain = (): void => {
       this.writeWaiter = null;
       cb();
     };
-    this.socket.once('drain', this.writeWaiter);
+    this.writeWaiter = { onDrain, cb };
+    this.socket.once('drain', onDrain);
   }
 
   /** Seals plaintext into as many records as needed, in one output buffer. */
@@ -340,7 +414,7 @@ export class NoiseConn extends Duplex {
   }
 
   override _final(cb: (err?: Error | null) => void): void {
-    if (!this.socket.destroyed && !this.socket.writableEnded) this.socket.end();
+    if (!this.lost && !this.socket.destroyed && !this.socket.writableEnded) this.socket.end();
     cb();
   }
 
@@ -352,14 +426,12 @@ export class NoiseConn extends Duplex {
       if (err) this.failEarly(err);
       else this.settleEarly(null);
     }
-    this.socket.off('data', this.onData);
-    this.socket.off('end', this.onEnd);
-    this.socket.off('error', this.onError);
-    this.socket.off('close', this.onClose);
-    if (this.writeWaiter) this.socket.off('drain', this.writeWaiter);
-    // Keep a listener so a late socket error cannot become an uncaught exception.
-    this.socket.on('error', () => undefined);
-    if (!this.socket.destroyed) this.socket.destroy();
+    // A write waiting for 'drain' is completed with an error, never dropped: its caller must learn
+    // that it ended.
+    const waiter = this.writeWaiter;
+    this.detachSocket();
+    this.writeWaiter = null;
+    waiter?.cb(err ?? new ProtocolError('noise_closed', 'connection closed with a write in flight'));
     cb(err);
   }
 }

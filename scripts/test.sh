@@ -12,6 +12,7 @@ pnpm lint
 pnpm format:check
 echo "== unit and integration tests" >&2
 pnpm test
+node scripts/run-tests.mjs fuzz
 echo "== real-client interop tests" >&2
 pnpm test:interop
 echo "== unit and integration tests again on Node 24 (the containers' runtime)" >&2

@@ -5,6 +5,7 @@ import { migrate, OutboxRelay, type Db } from '@switchboard/db';
 import type { Logger } from '@switchboard/common';
 import { IDENTITY_SCHEMA, IdentityService } from './identity.service.js';
 import { bindIdentity } from './identity.controller.js';
+import { NodeOwnersView } from './node-owners.view.js';
 
 export const IDENTITY_MIGRATIONS = fileURLToPath(new URL('../../migrations', import.meta.url));
 
@@ -17,6 +18,7 @@ export interface IdentityRuntimeOptions {
 export class IdentityRuntime {
   readonly service: IdentityService;
   private readonly relay: OutboxRelay;
+  private readonly nodeOwners: NodeOwnersView;
   private subs: Subscription[] = [];
 
   constructor(private readonly opts: IdentityRuntimeOptions) {
@@ -26,11 +28,13 @@ export class IdentityRuntime {
       bus: opts.bus,
       logger: opts.logger.child('outbox'),
     });
+    this.nodeOwners = new NodeOwnersView(opts.bus, opts.logger.child('node-owners'));
     this.service = new IdentityService({
       db: opts.db,
-      bus: opts.bus,
       logger: opts.logger,
       kickOutbox: () => this.relay.kick(),
+      waitPublished: (ms) => this.relay.waitDrained(ms),
+      nodeOwners: this.nodeOwners,
     });
   }
 
@@ -43,11 +47,13 @@ export class IdentityRuntime {
     await this.service.init();
     this.relay.start();
     this.subs = bindIdentity(this.opts.bus, this.service);
+    this.nodeOwners.start();
   }
 
   async stop(): Promise<void> {
     await Promise.all(this.subs.map((s) => s.unsubscribe()));
     this.subs = [];
+    await this.nodeOwners.stop();
     await this.relay.stop();
   }
 }

@@ -1,31 +1,40 @@
 /**
  * identity domain logic: users and admin API keys. API keys read `sbapi-<prefix>-<secret>` and are
  * stored as HMAC-SHA256 under a pepper (fast keyed hash; secrets are 192-bit random).
+ *
+ * Other services keep local views of the users (fed by `user-upserted`/`user-removed`), so a user
+ * change replies only once its event is in the log: any request made after the reply — a pre-auth
+ * key for a user just created — finds it there (ARCHITECTURE.md, "Stale views"). Removing a user
+ * asks no other service: the node owners come from a local view of key-registry's node events.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Db, Queryable } from '@switchboard/db';
 import { appendOutbox } from '@switchboard/db';
 import type { Logger } from '@switchboard/common';
+import { UserRemoved, UserUpserted, type ApiKeyRecord, type UserRecord } from '@switchboard/contracts';
 import {
-  UserRemoved,
-  UserUpserted,
-  callRpc,
-  keyRegistry,
-  type ApiKeyRecord,
-  type UserRecord,
-} from '@switchboard/contracts';
-import type { Bus } from '@switchboard/bus';
+  apiKeyPrefixOf,
+  assertRemovable,
+  newUserFields,
+  parseApiKey,
+  type NewUserRequest,
+} from './identity.domain.js';
 import { IdentityError } from './identity.errors.js';
 import { IdentityRepository } from './identity.repository.js';
+import type { NodeOwnersView } from './node-owners.view.js';
 
 export const IDENTITY_SCHEMA = 'identity';
-const API_KEY_RE = /^sbapi-([0-9a-f]{16})-([A-Za-z0-9_-]{32})$/;
+
+/** How long a user change waits for its event to reach the log before replying anyway. */
+const PUBLISH_WAIT_MS = 2000;
 
 export interface IdentityDeps {
   db: Db;
-  bus: Bus;
   logger: Logger;
   kickOutbox: () => void;
+  /** Resolves once the outbox is published (rejects after the timeout). */
+  waitPublished: (timeoutMs: number) => Promise<void>;
+  nodeOwners: NodeOwnersView;
 }
 
 export class IdentityService {
@@ -40,26 +49,22 @@ export class IdentityService {
     );
   }
 
+  /** Commits, then waits (bounded) until the change's event is in the log. */
   private async tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
     const out = await this.deps.db.transaction(fn);
     this.deps.kickOutbox();
+    try {
+      await this.deps.waitPublished(PUBLISH_WAIT_MS);
+    } catch (err) {
+      // Committed all the same; other services' views see it once the relay gets through.
+      this.deps.logger.warn('user change committed but its event is not in the log yet', { err });
+    }
     return out;
   }
 
-  async createUser(req: {
-    name: string;
-    displayName?: string | undefined;
-    email?: string | undefined;
-    tailnetId?: number | undefined;
-  }): Promise<UserRecord> {
+  async createUser(req: NewUserRequest): Promise<UserRecord> {
     return this.tx(async (q) => {
-      const user = await this.repo.insertUser(q, {
-        tailnetId: req.tailnetId ?? 1,
-        name: req.name,
-        loginName: req.email ?? req.name,
-        displayName: req.displayName ?? req.name,
-        email: req.email ?? null,
-      });
+      const user = await this.repo.insertUser(q, newUserFields(req));
       if (!user)
         throw new IdentityError(
           'user_exists',
@@ -83,13 +88,7 @@ export class IdentityService {
   }
 
   async deleteUser(id: number): Promise<UserRecord> {
-    const { nodes } = await callRpc(this.deps.bus, keyRegistry.ListNodes, { userId: id });
-    if (nodes.length > 0)
-      throw new IdentityError(
-        'user_has_nodes',
-        `user ${id} still owns ${nodes.length} node(s)`,
-        'delete them first with "switchboard nodes delete ID"',
-      );
+    assertRemovable(id, await this.deps.nodeOwners.ownedBy(id));
     return this.tx(async (q) => {
       const user = await this.repo.deleteUser(q, id);
       if (!user)
@@ -124,11 +123,11 @@ export class IdentityService {
   }
 
   async verifyApiKey(key: string): Promise<{ valid: boolean; id: number | null }> {
-    const m = API_KEY_RE.exec(key);
-    if (!m) return { valid: false, id: null };
-    const rec = await this.repo.apiKeyByPrefix(this.deps.db, m[1]!);
+    const parsed = parseApiKey(key);
+    if (!parsed) return { valid: false, id: null };
+    const rec = await this.repo.apiKeyByPrefix(this.deps.db, parsed.prefix);
     if (!rec) return { valid: false, id: null };
-    const a = Buffer.from(this.hash(m[2]!), 'hex');
+    const a = Buffer.from(this.hash(parsed.secret), 'hex');
     const b = Buffer.from(rec.hash, 'hex');
     if (a.length !== b.length || !timingSafeEqual(a, b) || !rec.usable) return { valid: false, id: null };
     await this.repo.touchApiKey(this.deps.db, rec.id);
@@ -140,8 +139,7 @@ export class IdentityService {
   }
 
   async expireApiKey(prefix: string): Promise<ApiKeyRecord> {
-    const p = prefix.replace(/^sbapi-/, '').split('-')[0] ?? '';
-    const rec = await this.repo.expireApiKey(this.deps.db, p);
+    const rec = await this.repo.expireApiKey(this.deps.db, apiKeyPrefixOf(prefix));
     if (!rec)
       throw new IdentityError(
         'api_key_not_found',

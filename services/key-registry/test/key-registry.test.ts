@@ -321,8 +321,8 @@ for (const backend of ['postgres', 'pglite'] as const) {
     let seqNo = 0;
     const publish = (subject: string, payload: unknown) =>
       bus.publishEvent(subject, payload, `kr-test:${backend}:${++seqNo}`);
-    const withRoutes = (routes: string[], authKey: string) =>
-      reg({ authKey, hostinfo: { Hostname: 'router', OS: 'linux', RoutableIPs: routes } });
+    const withRoutes = (routes: string[], authKey: string, name = 'router') =>
+      reg({ authKey, hostinfo: { Hostname: name, OS: 'linux', RoutableIPs: routes } });
 
     test('a registration that advertises routes is one transaction and one node event', async () => {
       const r = await callRpc(bus, keyRegistry.Register, withRoutes(['10.20.0.0/16'], await newKey()));
@@ -342,9 +342,14 @@ for (const backend of ['postgres', 'pglite'] as const) {
       krBus.counts.clear();
       const results = await Promise.all(
         Array.from({ length: 100 }, (_, i) =>
-          callRpc(bus, keyRegistry.Register, withRoutes([`10.30.${i}.0/24`], i % 2 ? tagged : own), {
-            timeoutMs: 60_000,
-          }),
+          callRpc(
+            bus,
+            keyRegistry.Register,
+            withRoutes([`10.30.${i}.0/24`], i % 2 ? tagged : own, `gw${i}`),
+            {
+              timeoutMs: 60_000,
+            },
+          ),
         ),
       );
       for (const r of results) {

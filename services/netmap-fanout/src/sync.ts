@@ -1,10 +1,11 @@
 /**
- * Keeps the read model current: loads snapshots from key-registry, identity and policy-compiler,
- * then consumes the event log from the sequence noted before the snapshots. Events are applied
+ * Keeps the read model current (through libs/views' EventView, the same consumer every service's
+ * views use): loads snapshots from key-registry, identity and policy-compiler, then consumes the
+ * event log from the sequence noted before the snapshots. Events are applied
  * idempotently (version-gated), so overlap between snapshot and log is harmless; a gap (events lost
  * to retention, or a consumer that could not resume) triggers a fresh snapshot.
  */
-import type { Bus, BusEvent, Subscription } from '@switchboard/bus';
+import type { Bus, BusEvent } from '@switchboard/bus';
 import type { Logger } from '@switchboard/common';
 import {
   ALL_EVENTS_FILTER,
@@ -20,47 +21,47 @@ import {
   policy,
   validateMessage,
 } from '@switchboard/contracts';
+import { EventView } from '@switchboard/views';
 import type { ModelChange, ReadModel } from './read-model.js';
 
 export class ModelSync {
-  private sub: Subscription | undefined;
-  private resyncing: Promise<void> | undefined;
-  lastSeq = 0;
-  ready = false;
-  private stopped = false;
+  private readonly view: EventView;
 
   constructor(
     private readonly bus: Bus,
     private readonly model: ReadModel,
     private readonly onChanges: (changes: ModelChange[], bulk: boolean) => void,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.view = new EventView({
+      bus,
+      name: 'fanout read model',
+      filter: ALL_EVENTS_FILTER,
+      logger: log,
+      load: () => this.loadSnapshots(),
+      apply: (ev) => this.handle(ev),
+    });
+  }
+
+  /** The last log sequence the read model reflects. */
+  get lastSeq(): number {
+    return this.view.lastSeq;
+  }
+
+  /** True once the snapshots are loaded. */
+  get ready(): boolean {
+    return this.view.ready;
+  }
 
   /**
    * Loads the read model, retrying with backoff while the owning services are not answering yet
    * (replicas may start in any order); readiness stays false until it succeeds.
    */
   async start(): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.resync();
-        this.ready = true;
-        return;
-      } catch (err) {
-        const code = (err as { code?: unknown }).code;
-        if (this.stopped || (code !== 'unavailable' && code !== 'timeout')) throw err;
-        const delay = Math.min(5000, 100 * 2 ** attempt);
-        this.log.warn('waiting for key-registry, identity and policy-compiler to answer', {
-          err,
-          retryInMs: delay,
-        });
-        await new Promise((r) => setTimeout(r, delay));
-      }
-    }
+    await this.view.start();
   }
 
-  private async loadSnapshots(): Promise<number> {
-    const seq = await this.bus.lastEventSeq();
+  private async loadSnapshots(): Promise<void> {
     const [kr, ids, pol] = await Promise.all([
       callRpc(this.bus, keyRegistry.Snapshot, {}, { timeoutMs: 30_000 }),
       callRpc(this.bus, identity.IdentitySnapshot, {}, { timeoutMs: 30_000 }),
@@ -75,41 +76,15 @@ export class ModelSync {
       if (c) changes.push(c);
     }
     this.onChanges(changes, true);
-    this.log.info('read model loaded from snapshots', {
-      nodes: kr.nodes.length,
-      users: ids.users.length,
-      fromSeq: seq + 1,
-    });
-    return seq;
+    this.log.info('read model loaded from snapshots', { nodes: kr.nodes.length, users: ids.users.length });
   }
 
   /** Reloads snapshots and restarts consumption; concurrent calls share one resync. */
   resync(): Promise<void> {
-    this.resyncing ??= (async () => {
-      try {
-        if (this.sub) await this.sub.unsubscribe();
-        const seq = await this.loadSnapshots();
-        this.lastSeq = seq;
-        this.sub = this.bus.consumeEvents({
-          filter: ALL_EVENTS_FILTER,
-          fromSeq: seq + 1,
-          handler: (ev) => this.handle(ev),
-          onGap: async (info) => {
-            this.log.warn('event log gap; reloading snapshots', info);
-            setImmediate(() => {
-              this.resync().catch((err: unknown) => this.log.error('resync after gap failed', { err }));
-            });
-          },
-        });
-      } finally {
-        this.resyncing = undefined;
-      }
-    })();
-    return this.resyncing;
+    return this.view.resync();
   }
 
-  private async handle(ev: BusEvent): Promise<void> {
-    this.lastSeq = ev.seq;
+  private handle(ev: BusEvent): void {
     let change: ModelChange | null = null;
     try {
       switch (ev.subject) {
@@ -155,7 +130,6 @@ export class ModelSync {
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.sub) await this.sub.unsubscribe();
+    await this.view.stop();
   }
 }

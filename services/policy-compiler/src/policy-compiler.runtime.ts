@@ -5,6 +5,7 @@ import { migrate, OutboxRelay, type Db } from '@switchboard/db';
 import type { Logger } from '@switchboard/common';
 import { policy, serveRpc } from '@switchboard/contracts';
 import { POLICY_SCHEMA, PolicyCompilerService } from './policy-compiler.service.js';
+import { TailnetView } from './tailnet.view.js';
 
 export const POLICY_MIGRATIONS = fileURLToPath(new URL('../../migrations', import.meta.url));
 
@@ -17,6 +18,7 @@ export interface PolicyRuntimeOptions {
 export class PolicyCompilerRuntime {
   readonly service: PolicyCompilerService;
   private readonly relay: OutboxRelay;
+  private readonly tailnet: TailnetView;
   private subs: Subscription[] = [];
 
   constructor(private readonly opts: PolicyRuntimeOptions) {
@@ -26,11 +28,13 @@ export class PolicyCompilerRuntime {
       bus: opts.bus,
       logger: opts.logger.child('outbox'),
     });
+    this.tailnet = new TailnetView(opts.bus, opts.logger.child('tailnet-view'));
     this.service = new PolicyCompilerService({
       db: opts.db,
-      bus: opts.bus,
       logger: opts.logger,
       kickOutbox: () => this.relay.kick(),
+      waitPublished: (ms) => this.relay.waitDrained(ms),
+      tailnet: this.tailnet,
     });
   }
 
@@ -60,11 +64,14 @@ export class PolicyCompilerRuntime {
         routes: await svc.autoApproveRoutes(req.tailnetId, req.node),
       })),
     ];
+    // After binding: key-registry and identity may be loading their own views from our snapshot.
+    this.tailnet.start();
   }
 
   async stop(): Promise<void> {
     await Promise.all(this.subs.map((s) => s.unsubscribe()));
     this.subs = [];
+    await this.tailnet.stop();
     await this.relay.stop();
   }
 }

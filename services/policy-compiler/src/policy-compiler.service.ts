@@ -4,19 +4,15 @@
  * issue located by line:column, and the running policy stays as it was. Each accepted version is
  * stored with its author, time and diff, and published (through the outbox) for the fan-out replicas,
  * which compile it per node. Until a policy is set, the default allow-all policy (version 0) applies.
+ *
+ * No other service is called on a request path: the nodes and users the tests run against come from
+ * a local, event-fed view (`tailnet.view.ts`). Other services keep views of the policy, so `set`
+ * replies only once its `policy-changed` event is in the log (ARCHITECTURE.md, "Stale views").
  */
-import type { Bus } from '@switchboard/bus';
 import type { Db } from '@switchboard/db';
 import { appendOutbox } from '@switchboard/db';
 import type { Logger } from '@switchboard/common';
-import {
-  PolicyChanged,
-  callRpc,
-  identity,
-  keyRegistry,
-  type PolicyRecord,
-  type PolicyVersion,
-} from '@switchboard/contracts';
+import { PolicyChanged, type PolicyRecord, type PolicyVersion } from '@switchboard/contracts';
 import {
   parsePolicy,
   PolicyEngine,
@@ -26,20 +22,31 @@ import {
   type PolicyNode,
 } from '@switchboard/policy';
 import { lineDiff } from './line-diff.js';
+import { nextPolicyVersion, tagsWithoutPolicy } from './policy-decisions.js';
 import { PolicyCompilerError } from './policy-compiler.errors.js';
 import { PolicyRepository } from './policy-compiler.repository.js';
+import type { TailnetView } from './tailnet.view.js';
 
 export const POLICY_SCHEMA = 'policy';
 
+/** How long `set` waits for its event to reach the log before replying anyway. */
+const PUBLISH_WAIT_MS = 2000;
+/** How long a failing policy test waits before it is run once more against a caught-up view. */
+const CONFIRM_REFUSAL_MS = 200;
+
 export interface PolicyDeps {
   db: Db;
-  bus: Bus;
   logger: Logger;
   kickOutbox: () => void;
+  /** Resolves once the outbox is published (rejects after the timeout). */
+  waitPublished: (timeoutMs: number) => Promise<void>;
+  tailnet: TailnetView;
 }
 
 export class PolicyCompilerService {
   private readonly repo = new PolicyRepository();
+  /** The current policy's engine per tailnet, built once per version (for tag and route checks). */
+  private readonly engines = new Map<number, { version: number; engine: PolicyEngine | null }>();
   constructor(private readonly deps: PolicyDeps) {}
 
   async get(tailnetId: number): Promise<PolicyRecord> {
@@ -65,36 +72,22 @@ export class PolicyCompilerService {
     return this.repo.history(this.deps.db, tailnetId, limit);
   }
 
-  /** The tailnet's nodes as the policy sees them, for running a policy's tests. */
-  private async currentNodes(
-    tailnetId: number,
-  ): Promise<{ nodes: PolicyNode[]; groups: [string, string[]][] }> {
-    const [{ nodes }, { users }] = await Promise.all([
-      callRpc(this.deps.bus, keyRegistry.ListNodes, { tailnetId }, { timeoutMs: 30_000 }),
-      callRpc(this.deps.bus, identity.ListUsers, {}, { timeoutMs: 30_000 }),
-    ]);
-    const login = new Map(users.map((u) => [u.id, u.loginName]));
-    return {
-      nodes: nodes.map((n) => ({
-        id: String(n.id),
-        user: n.tags.length > 0 || n.userId === null ? null : (login.get(n.userId) ?? `user-${n.userId}`),
-        tags: n.tags,
-        ipv4: n.ipv4,
-        ipv6: n.ipv6,
-        routableIPs: n.routableIPs,
-        approvedRoutes: n.approvedRoutes,
-      })),
-      groups: users.filter((u) => u.groups.length > 0).map((u) => [u.loginName, u.groups]),
-    };
-  }
-
   /** Parses, validates and runs the policy's tests; throws PolicyError (code invalid_policy) when refused. */
   async check(tailnetId: number, text: string): Promise<{ policy: Policy; tests: number }> {
     const policy = parsePolicy(text);
     const tests = policy.tests.length + policy.sshTests.length;
     if (tests > 0) {
-      const { nodes, groups } = await this.currentNodes(tailnetId);
-      const failures = runPolicyTests(policy, nodes, { userGroups: groups });
+      const run = async () => {
+        const { nodes, groups } = await this.deps.tailnet.current(tailnetId);
+        return runPolicyTests(policy, nodes, { userGroups: groups });
+      };
+      let failures = await run();
+      // A refusal is confirmed once more after a moment: a node registered just before this request
+      // may still be on its way from key-registry's outbox to the log.
+      if (failures.length > 0) {
+        await new Promise((r) => setTimeout(r, CONFIRM_REFUSAL_MS));
+        failures = await run();
+      }
       if (failures.length > 0) throw policyTestsError(failures);
     }
     return { policy, tests };
@@ -114,8 +107,9 @@ export class PolicyCompilerService {
     const out = await this.deps.db.transaction(async (q) => {
       await this.repo.lock(q, tailnetId);
       const current = await this.repo.latest(q, tailnetId);
-      if (current.text === text) return { policy: current, unchanged: true };
-      const next: PolicyRecord = { tailnetId, version: current.version + 1, text };
+      const decision = nextPolicyVersion(current, text);
+      if (decision.unchanged) return { policy: current, unchanged: true };
+      const next = decision.next;
       await this.repo.insert(q, {
         tailnetId,
         version: next.version,
@@ -127,8 +121,13 @@ export class PolicyCompilerService {
       return { policy: next, unchanged: false };
     });
     this.deps.kickOutbox();
-    if (!out.unchanged)
+    if (!out.unchanged) {
       this.deps.logger.info('policy updated', { tailnetId, version: out.policy.version, author });
+      await this.deps.waitPublished(PUBLISH_WAIT_MS).catch((err: unknown) => {
+        // Stored all the same; other services' views see it once the relay gets through.
+        this.deps.logger.warn('policy stored but its event is not in the log yet', { tailnetId, err });
+      });
+    }
     return out;
   }
 
@@ -141,12 +140,19 @@ export class PolicyCompilerService {
     return this.set(tailnetId, target.text ?? '', `${author} (rollback to v${version})`);
   }
 
+  /** The current policy's engine, built once per version; null without a policy. */
+  private async engine(tailnetId: number): Promise<PolicyEngine | null> {
+    const current = await this.repo.latest(this.deps.db, tailnetId);
+    const hit = this.engines.get(tailnetId);
+    if (hit && hit.version === current.version) return hit.engine;
+    const engine = current.text ? new PolicyEngine(parsePolicy(current.text)) : null;
+    this.engines.set(tailnetId, { version: current.version, engine });
+    return engine;
+  }
+
   /** The routes the policy's autoApprovers approve for this node (only ever adds approvals). */
   async autoApproveRoutes(tailnetId: number, node: PolicyNode): Promise<string[]> {
-    const current = await this.repo.latest(this.deps.db, tailnetId);
-    if (!current.text) return [];
-    const engine = new PolicyEngine(parsePolicy(current.text));
-    return engine.autoApprovedRoutes(node);
+    return (await this.engine(tailnetId))?.autoApprovedRoutes(node) ?? [];
   }
 
   /** tagOwners: may `ownerLogin` put these tags on keys or nodes? Without a policy no tag is owned. */
@@ -155,9 +161,8 @@ export class PolicyCompilerService {
     ownerLogin: string,
     tags: string[],
   ): Promise<{ ok: boolean; denied: string[] }> {
-    const current = await this.repo.latest(this.deps.db, tailnetId);
-    if (!current.text) return { ok: tags.length === 0, denied: [...tags] };
-    const engine = new PolicyEngine(parsePolicy(current.text));
+    const engine = await this.engine(tailnetId);
+    if (!engine) return tagsWithoutPolicy(tags);
     const r = engine.tagsAllowedFor(ownerLogin, tags);
     return { ok: r.ok, denied: [...r.denied] };
   }

@@ -40,13 +40,8 @@ async function main(): Promise<void> {
   const db = await openDb({ url: scratch.url, logger });
   const raw: Bus =
     busKind === 'nats'
-      ? await connectNatsBus({
-          servers: NATS_URL,
-          name: 'registration-bench',
-          logger,
-          stream: `SBBENCH_${randomBytes(4).toString('hex')}`,
-          maxAgeMs: 600_000,
-        })
+      ? // The shared default stream (it must hold `events.>`); this run's outbox origin keeps its msgIds apart.
+        await connectNatsBus({ servers: NATS_URL, name: 'registration-bench', logger })
       : createInProcessBus({ logger });
   const bus = countingBus(raw);
   const ids = new IdentityRuntime({ db, bus, logger });

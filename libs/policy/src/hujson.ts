@@ -6,6 +6,16 @@
  */
 import { PolicyError, type SourceLocation } from './errors.js';
 
+/**
+ * How deeply arrays and objects may nest (the top-level value is level 1). Real policies nest at
+ * most about 8 levels (a grant's `app` capability values are the only free-form JSON); 128 leaves
+ * room for any of them, while keeping the recursive parser and everything that later walks the
+ * tree (toPlain, JSON.stringify of capability values) far from the engine's stack limit
+ * (thousands of levels). Deeper text is refused with a located error at the first bracket past
+ * the limit.
+ */
+export const MAX_HUJSON_DEPTH = 128;
+
 export interface JsonLoc extends SourceLocation {
   /** Offset of the first character in the source text. */
   readonly offset: number;
@@ -67,6 +77,8 @@ class Parser {
   private pos = 0;
   private line = 1;
   private lineStart = 0;
+  /** Arrays and objects open around the current position (brackets in strings or comments never count). */
+  private depth = 0;
 
   constructor(private readonly text: string) {}
 
@@ -140,9 +152,14 @@ class Parser {
     const c = this.text[this.pos] ?? '';
     switch (c) {
       case '{':
-        return this.parseObject();
-      case '[':
-        return this.parseArray();
+      case '[': {
+        if (this.depth >= MAX_HUJSON_DEPTH)
+          this.fail(`nested deeper than ${MAX_HUJSON_DEPTH} levels (arrays and objects)`);
+        this.depth++;
+        const node = c === '{' ? this.parseObject() : this.parseArray();
+        this.depth--;
+        return node;
+      }
       case '"': {
         const loc = this.loc();
         return { kind: 'string', loc, value: this.parseString() };

@@ -16,7 +16,7 @@ import { PolicyError, formatIssue } from './errors.js';
 import { parsePolicy, parsePolicyUnchecked, type ParseOptions } from './policy.js';
 import { PolicyEngine } from './engine.js';
 import type { PolicyNode } from './types.js';
-import { parseHujson, toPlain } from './hujson.js';
+import { MAX_HUJSON_DEPTH, parseHujson, toPlain } from './hujson.js';
 import { listTestdata, readTestdata } from './test-support.js';
 
 /** fast-check parameters: FUZZ_RUNS × weight runs, FUZZ_SEED and FUZZ_PATH to replay a failure. */
@@ -43,11 +43,11 @@ const MAX_INPUT = 64 * 1024;
 const TIME_BUDGET_MS = 2000;
 
 /**
- * Nesting the parser survives today. parseHujson is recursive without a depth limit and
- * overflows the stack at roughly 4,400 levels (see the todo regression test below); the
- * properties stay well below that until it is fixed.
+ * Deepest nest the generators build. parseHujson refuses anything past MAX_HUJSON_DEPTH (128) with a
+ * located error, so nests go far beyond both that and the ~4,400 levels that used to overflow the
+ * stack (see the regression test below); depths right around the limit are drawn often too.
  */
-const SAFE_DEPTH = 500;
+const SAFE_DEPTH = 20_000;
 
 // ---- corpus ----------------------------------------------------------------------------------
 
@@ -241,7 +241,10 @@ const VOCAB = [
 /** A bounded nest of arrays or objects, optionally wrapped inside a policy field. */
 const nestArb = fc
   .tuple(
-    fc.integer({ min: 1, max: SAFE_DEPTH }),
+    fc.oneof(
+      fc.integer({ min: 1, max: SAFE_DEPTH }),
+      fc.integer({ min: MAX_HUJSON_DEPTH - 2, max: MAX_HUJSON_DEPTH + 1 }),
+    ),
     fc.constantFrom('array', 'object'),
     fc.constantFrom('', '"acls":', '"groups":'),
   )
@@ -425,18 +428,22 @@ void describe('fuzz: policy parser', () => {
     if ((params.numRuns ?? 0) >= 50) assert.ok(seen.ok > 0 && seen.refused > 0, JSON.stringify(seen));
   });
 
-  // Regression (found by this tier): parseHujson recurses once per nesting level with no limit, so
-  // ~4,400 nested brackets (under 9 KiB of text) overflow the stack and parsePolicy throws
-  // RangeError instead of a located PolicyError. Todo until the parser limits its depth.
-  void test(
-    'regression: 5,000 nested brackets give a located PolicyError, not a stack overflow',
-    { todo: 'parseHujson has no depth limit (RangeError: Maximum call stack size exceeded)' },
-    () => {
-      for (const text of [
-        '['.repeat(5000) + ']'.repeat(5000),
-        '{"acls":' + '['.repeat(20_000) + ']'.repeat(20_000) + '}',
-      ])
-        check(text, {});
-    },
-  );
+  // Regression (found by this tier): parseHujson recursed once per nesting level with no limit, so
+  // ~4,400 nested brackets (under 9 KiB of text) overflowed the stack and parsePolicy threw
+  // RangeError instead of a located PolicyError. The parser now stops at MAX_HUJSON_DEPTH.
+  void test('regression: 5,000 nested brackets give a located PolicyError, not a stack overflow', () => {
+    // The error is at the first bracket past the limit: `{"acls":` is level 1 and 8 columns wide.
+    for (const [text, column] of [
+      ['['.repeat(5000) + ']'.repeat(5000), MAX_HUJSON_DEPTH + 1],
+      ['{"acls":' + '['.repeat(20_000) + ']'.repeat(20_000) + '}', 8 + MAX_HUJSON_DEPTH],
+    ] as const) {
+      check(text, {});
+      assert.throws(
+        () => parsePolicy(text),
+        (e: unknown) =>
+          e instanceof PolicyError &&
+          e.message.startsWith(`1:${column}: parsing HuJSON: nested deeper than ${MAX_HUJSON_DEPTH} levels`),
+      );
+    }
+  });
 });

@@ -84,6 +84,8 @@ function commonEnv(o: SwitchboardOptions, dir: string, derpPath: string): NodeJS
     DISABLE_CAPTIVE_PORTAL_DETECTION: 'true',
     MAGIC_DNS: 'true',
     BASE_DOMAIN: 'bench.internal',
+    // Every simulated node dials from 127.0.0.1: the per-source bound would cap the fleet.
+    EDGE_MAX_CONNECTIONS_PER_SOURCE: '0',
   };
 }
 

@@ -3,3 +3,4 @@ export * from './logger.js';
 export * from './config.js';
 export * from './bytes.js';
 export * from './json-limits.js';
+export * from './rate-limit.js';

@@ -7,7 +7,7 @@
  */
 import * as http2 from 'node:http2';
 import type { IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
-import { ValidationError, createLogger, type Logger } from '@switchboard/common';
+import { LimitedLogger, TokenBucket, ValidationError, createLogger, type Logger } from '@switchboard/common';
 import { ProtocolError } from './errors.js';
 import { formatKey, type MachinePublic } from './keys.js';
 import type { NoiseConn } from './noise/noise-conn.js';
@@ -23,6 +23,21 @@ export interface NoisePeer {
   /** Process-unique id of the Noise connection (for logs and per-connection state). */
   readonly connectionId: number;
   readonly remoteAddress: string | undefined;
+  /**
+   * This connection's logger, rate-limited (a few lines per minute, then a count of what it
+   * dropped): use it for every line the peer can trigger at will.
+   */
+  readonly log: Logger;
+}
+
+/** Why a connection was cut off by a bound. */
+export type Http2LimitReason =
+  'preface_timeout' | 'idle_no_streams' | 'idle' | 'ping_flood' | 'settings_flood' | 'reset_flood';
+
+/** Flood limit: a token bucket per connection. */
+export interface FloodLimit {
+  burst: number;
+  perSecond: number;
 }
 
 /**
@@ -47,7 +62,33 @@ export interface NoiseHttp2ServerOptions {
    * Map streams carry keep-alives every ~50-60 s, so a few minutes is safe.
    */
   idleTimeoutMs?: number;
+  /** Close a connection whose client sent no HTTP/2 preface and SETTINGS within this (default 10 s). */
+  prefaceTimeoutMs?: number;
+  /** Close a connection that has had no open stream for this long (default: never). */
+  streamlessIdleMs?: number;
+  /** PING frames from the client (default burst 50, 5/s); over it the connection is closed. */
+  pingLimit?: FloodLimit;
+  /** SETTINGS frames from the client (default burst 50, 5/s). */
+  settingsLimit?: FloodLimit;
+  /** Streams the client resets before they complete (default burst 100, 20/s): rapid reset. */
+  resetLimit?: FloodLimit;
+  /** Rate-limited lines per connection and minute (default 10). */
+  logLinesPerMinute?: number;
+  /** Called whenever a bound closes a connection (metrics). */
+  onLimit?: (reason: Http2LimitReason, peer: NoisePeer) => void;
 }
+
+const DEFAULT_PING_LIMIT: FloodLimit = { burst: 50, perSecond: 5 };
+const DEFAULT_SETTINGS_LIMIT: FloodLimit = { burst: 50, perSecond: 5 };
+const DEFAULT_RESET_LIMIT: FloodLimit = { burst: 100, perSecond: 20 };
+const LIMIT_MESSAGES: Record<Http2LimitReason, string> = {
+  preface_timeout: 'closed a connection that sent no HTTP/2 preface in time',
+  idle_no_streams: 'closed a connection without streams for too long',
+  idle: 'closed an idle connection',
+  ping_flood: 'closed a connection flooding PING frames',
+  settings_flood: 'closed a connection flooding SETTINGS frames',
+  reset_flood: 'closed a connection resetting streams too fast (rapid reset)',
+};
 
 let nextConnectionId = 1;
 
@@ -58,6 +99,15 @@ export class NoiseHttp2Server {
   private readonly sessionOptions: http2.ServerOptions;
   private fallbackServer: http2.Http2Server | undefined;
   private closing = false;
+  /** How many connections each bound has closed. */
+  readonly limitHits: Record<Http2LimitReason, number> = {
+    preface_timeout: 0,
+    idle_no_streams: 0,
+    idle: 0,
+    ping_flood: 0,
+    settings_flood: 0,
+    reset_flood: 0,
+  };
 
   constructor(private readonly opts: NoiseHttp2ServerOptions) {
     this.log = opts.logger ?? createLogger('protocol.h2');
@@ -74,12 +124,17 @@ export class NoiseHttp2Server {
 
   /** Starts HTTP/2 on an established Noise connection and returns its session. */
   serve(conn: NoiseConn): ServerHttp2Session {
+    const connectionId = nextConnectionId++;
+    const machineKeyText = formatKey('machine', conn.peerMachineKey);
     const peer: NoisePeer = {
       machineKey: conn.peerMachineKey,
-      machineKeyText: formatKey('machine', conn.peerMachineKey),
+      machineKeyText,
       capVersion: conn.protocolVersion,
-      connectionId: nextConnectionId++,
+      connectionId,
       remoteAddress: conn.remoteAddress,
+      log: new LimitedLogger(this.log.child('conn', { connectionId, machineKey: machineKeyText }), {
+        linesPerWindow: this.opts.logLinesPerMinute ?? 10,
+      }),
     };
     conn.on('error', (err) =>
       this.log.debug('noise connection error', { connectionId: peer.connectionId, err }),
@@ -111,8 +166,73 @@ export class NoiseHttp2Server {
     session.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) =>
       this.onStream(stream, headers, peer),
     );
-    if (this.opts.idleTimeoutMs) session.setTimeout(this.opts.idleTimeoutMs, () => session.close());
+    this.bound(session, peer);
     return session;
+  }
+
+  /** Timeouts and flood limits for one session (see the options). */
+  private bound(session: ServerHttp2Session, peer: NoisePeer): void {
+    const cut = (reason: Http2LimitReason, fields: Record<string, unknown> = {}): void => {
+      if (session.destroyed) return;
+      this.limitHits[reason]++;
+      this.opts.onLimit?.(reason, peer);
+      peer.log.warn(LIMIT_MESSAGES[reason], { reason, remoteAddress: peer.remoteAddress, ...fields });
+      // destroy, not close: a graceful close would wait for a hostile peer to finish.
+      session.destroy(undefined, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    };
+    const timers: NodeJS.Timeout[] = [];
+    const later = (ms: number, f: () => void): NodeJS.Timeout => {
+      const t = setTimeout(f, ms);
+      t.unref();
+      timers.push(t);
+      return t;
+    };
+    session.once('close', () => timers.forEach(clearTimeout));
+
+    const prefaceMs = this.opts.prefaceTimeoutMs ?? 10_000;
+    let gotPreface = false;
+    const prefaceTimer = later(prefaceMs, () => {
+      if (!gotPreface) cut('preface_timeout', { timeoutMs: prefaceMs });
+    });
+    const settings = bucket(this.opts.settingsLimit ?? DEFAULT_SETTINGS_LIMIT);
+    session.on('remoteSettings', () => {
+      if (!gotPreface) {
+        gotPreface = true;
+        clearTimeout(prefaceTimer);
+      }
+      if (!settings.take()) cut('settings_flood');
+    });
+    const pings = bucket(this.opts.pingLimit ?? DEFAULT_PING_LIMIT);
+    session.on('ping', () => {
+      if (!pings.take()) cut('ping_flood');
+    });
+    const resets = bucket(this.opts.resetLimit ?? DEFAULT_RESET_LIMIT);
+    const streamlessMs = this.opts.streamlessIdleMs ?? 0;
+    let open = 0;
+    let idleTimer: NodeJS.Timeout | undefined;
+    const armIdle = (): void => {
+      if (streamlessMs > 0)
+        idleTimer = later(streamlessMs, () => cut('idle_no_streams', { timeoutMs: streamlessMs }));
+    };
+    armIdle();
+    session.on('stream', (stream: ServerHttp2Stream) => {
+      open++;
+      if (idleTimer) clearTimeout(idleTimer);
+      idleTimer = undefined;
+      // 'stream' is emitted on a later tick than the frames are read: a stream reset in the same
+      // batch as its HEADERS is already aborted here.
+      const onAborted = (): void => {
+        if (!resets.take()) cut('reset_flood');
+      };
+      if (stream.aborted) onAborted();
+      else stream.once('aborted', onAborted);
+      stream.once('close', () => {
+        open--;
+        if (open === 0 && !session.destroyed) armIdle();
+      });
+    });
+    const idleMs = this.opts.idleTimeoutMs;
+    if (idleMs) session.setTimeout(idleMs, () => cut('idle', { timeoutMs: idleMs }));
   }
 
   private startSession(conn: NoiseConn): ServerHttp2Session {
@@ -134,27 +254,17 @@ export class NoiseHttp2Server {
 
   private onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, peer: NoisePeer): void {
     // A client reset must not become an uncaught 'error'.
-    stream.on('error', (err) =>
-      this.log.debug('http2 stream error', { connectionId: peer.connectionId, err }),
-    );
+    stream.on('error', (err) => peer.log.debug('http2 stream error', { err }));
     const fail = (err: unknown): void => {
-      // readRequestBody already answered 413 and is winding the stream down.
-      if (err instanceof ProtocolError && err.code === 'body_too_large') return;
+      // readRequestBody already answered 413 or 408 and is winding the stream down.
+      if (err instanceof ProtocolError && (err.code === 'body_too_large' || err.code === 'timeout')) return;
       // Input that failed boundary validation is the client's fault: 400 with the reason.
       if (err instanceof ValidationError) {
-        this.log.warn('invalid noise request', {
-          connectionId: peer.connectionId,
-          path: headers[':path'],
-          err,
-        });
+        peer.log.warn('invalid noise request', { path: headers[':path'], err });
         if (!stream.destroyed && !stream.closed && !stream.headersSent) respondText(stream, 400, err.message);
         return;
       }
-      this.log.error('noise request handler failed', {
-        connectionId: peer.connectionId,
-        path: headers[':path'],
-        err,
-      });
+      peer.log.error('noise request handler failed', { path: headers[':path'], err });
       if (stream.destroyed || stream.closed) return;
       if (!stream.headersSent) respondText(stream, 500, 'internal server error');
       else stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
@@ -191,20 +301,30 @@ export class NoiseHttp2Server {
   }
 }
 
+function bucket(l: FloodLimit): TokenBucket {
+  return new TokenBucket(l.burst, l.perSecond);
+}
+
 const discard = (): void => undefined;
 
 /** Largest request body accepted on Noise endpoints by default (like headscale). */
 export const DEFAULT_MAX_BODY = 1024 * 1024;
 
+/** How long a client may take to send a whole request body by default. */
+export const DEFAULT_BODY_TIMEOUT_MS = 30_000;
+
 /**
- * Reads a request body up to `limit` bytes (default 1 MiB). Over the limit (or when the request
- * headers, if given, declare a larger content-length) it answers 413 with a message, stops the
- * upload and rejects with ProtocolError('body_too_large').
+ * Reads a request body up to `limit` bytes (default 1 MiB) within `timeoutMs` (default 30 s).
+ * Over the limit (or when the request headers, if given, declare a larger content-length) it
+ * answers 413 with a message, stops the upload and rejects with ProtocolError('body_too_large');
+ * past the deadline it answers 408, resets the stream and rejects with ProtocolError('timeout').
+ * Either way the reply has been sent: callers only log.
  */
 export function readRequestBody(
   stream: ServerHttp2Stream,
   limit = DEFAULT_MAX_BODY,
   headers?: IncomingHttpHeaders,
+  timeoutMs = DEFAULT_BODY_TIMEOUT_MS,
 ): Promise<Buffer> {
   return new Promise<Buffer>((resolve, reject) => {
     const parts: Buffer[] = [];
@@ -213,6 +333,7 @@ export function readRequestBody(
     const finish = (err: Error | null): void => {
       if (done) return;
       done = true;
+      clearTimeout(timer);
       stream.off('data', onData);
       stream.off('end', onEnd);
       stream.off('error', onError);
@@ -220,20 +341,28 @@ export function readRequestBody(
       if (err) reject(err);
       else resolve(Buffer.concat(parts, size));
     };
-    const tooLarge = (): void => {
-      const message = `request body exceeds ${limit} bytes`;
-      finish(new ProtocolError('body_too_large', message));
+    const refuse = (status: number, message: string, err: ProtocolError): void => {
+      finish(err);
       // Keep consuming (and discarding) what the client still sends, so its bytes go back into the
-      // connection's flow-control window; then stop the upload once the 413 is out (RFC 9113 §8.1).
+      // connection's flow-control window; then stop the upload once the reply is out (RFC 9113 §8.1).
       stream.on('data', discard);
       stream.resume();
       if (!stream.headersSent && !stream.closed) {
-        stream.respond({ ':status': 413, 'content-type': 'text/plain; charset=utf-8' });
+        stream.respond({ ':status': status, 'content-type': 'text/plain; charset=utf-8' });
         stream.end(message + '\n', () => {
           if (!stream.closed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
         });
-      }
+      } else if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
     };
+    const tooLarge = (): void => {
+      const message = `request body exceeds ${limit} bytes`;
+      refuse(413, message, new ProtocolError('body_too_large', message));
+    };
+    const timer = setTimeout(() => {
+      const message = `request body not received within ${timeoutMs} ms`;
+      refuse(408, message, new ProtocolError('timeout', message));
+    }, timeoutMs);
+    timer.unref();
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
       if (size > limit) return tooLarge();

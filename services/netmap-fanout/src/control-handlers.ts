@@ -36,11 +36,18 @@ export interface MapResponder {
   /** Sends status 200 and headers; frames follow. */
   start(): void;
   write(frame: Buffer): void;
-  end(): void;
+  /**
+   * Ends the response. With `graceMs`, a client that has not read everything by then (a stream
+   * being closed while its reader is stalled) is reset, so its unsent bytes are freed.
+   */
+  end(graceMs?: number): void;
   fail(status: number, message: string): void;
   onClose(cb: () => void): void;
   readonly closed: boolean;
 }
+
+/** A map stream being closed (superseded, deleted) may take this long to drain before a reset. */
+const CLOSED_STREAM_GRACE_MS = 2000;
 
 export interface JsonReply {
   status: number;
@@ -222,7 +229,7 @@ export class ControlHandlers {
     const streamId = randomUUID();
     const stream = this.d.engine.open(streamId, node, {
       write: (frame) => res.write(frame),
-      close: () => res.end(),
+      close: () => res.end(CLOSED_STREAM_GRACE_MS),
     });
     const at = new Date().toISOString();
     this.d.registry

@@ -5,9 +5,11 @@
  * error status and a log line, never a crash.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { constants as h2constants } from 'node:http2';
 import type * as http2 from 'node:http2';
+import { isIPv6, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { errorMessage, type Logger, SwitchboardError } from '@switchboard/common';
+import { errorMessage, LimitedLogger, type Logger, SwitchboardError } from '@switchboard/common';
 import {
   createTs2021UpgradeHandler,
   formatKey,
@@ -19,6 +21,7 @@ import {
   readRequestBody,
   respondJson,
   respondText,
+  type Http2LimitReason,
   type NoisePeer,
   type PrivateKey,
 } from '@switchboard/protocol';
@@ -36,6 +39,54 @@ export interface EdgeOptions {
   minCapVersion: number;
   /** Extra plain-HTTP routes (metrics, readiness); return true when handled. */
   extraRoutes?: (req: IncomingMessage, res: ServerResponse) => boolean;
+  limits?: Partial<EdgeLimits>;
+}
+
+/** Bounds on what one client (or all of them) may hold at the edge; see the README's table. */
+export interface EdgeLimits {
+  maxConnections: number;
+  /** 0 = no limit. */
+  maxConnectionsPerSource: number;
+  prefaceTimeoutMs: number;
+  /** 0 = never. */
+  idleTimeoutMs: number;
+  bodyTimeoutMs: number;
+  maxStreamsPerConnection: number;
+  maxRequestsPerConnection: number;
+}
+
+export const DEFAULT_EDGE_LIMITS: EdgeLimits = {
+  maxConnections: 16_000,
+  maxConnectionsPerSource: 1024,
+  prefaceTimeoutMs: 10_000,
+  idleTimeoutMs: 120_000,
+  bodyTimeoutMs: 30_000,
+  maxStreamsPerConnection: 32,
+  maxRequestsPerConnection: 8,
+};
+
+/** Why the edge refused or cut off a client (the `reason` label of the limit metric). */
+export type EdgeLimitReason =
+  Http2LimitReason | 'max_connections' | 'max_connections_per_source' | 'max_requests_per_connection';
+
+/** The address a per-source bound counts by: IPv4, or the /64 of an IPv6 address. */
+export function sourceKey(address: string | undefined): string {
+  if (!address) return 'unknown';
+  if (address.startsWith('::ffff:') && address.includes('.')) return address.slice(7);
+  if (!isIPv6(address)) return address;
+  const [head = '', tail] = address.split('::', 2);
+  const left = head ? head.split(':') : [];
+  const right = tail !== undefined && tail !== '' ? tail.split(':') : [];
+  const groups =
+    tail === undefined
+      ? left
+      : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
+  return (
+    groups
+      .slice(0, 4)
+      .map((g) => g.replace(/^0+(?=.)/, '').toLowerCase())
+      .join(':') + '::/64'
+  );
 }
 
 /** Optional endpoints clients may call; answered 501 so they log and continue. */
@@ -55,13 +106,38 @@ export class EdgeServer {
   private readonly upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
   readonly publicKeyText: string;
   counters = { upgrades: 0, upgradeFailures: 0, requests: 0, badRequests: 0 };
+  /** Clients refused or cut off, by bound. */
+  readonly limitHits: Record<EdgeLimitReason, number> = {
+    preface_timeout: 0,
+    idle_no_streams: 0,
+    idle: 0,
+    ping_flood: 0,
+    settings_flood: 0,
+    reset_flood: 0,
+    max_connections: 0,
+    max_connections_per_source: 0,
+    max_requests_per_connection: 0,
+  };
   boundPort = 0;
+  readonly limits: EdgeLimits;
+  private connections = 0;
+  private readonly perSource = new Map<string, number>();
+  /** Requests in progress per Noise connection (map streams leave the count once they stream). */
+  private readonly inFlight = new Map<number, number>();
+  /** Lines about refused connections, which anyone can trigger: a few per minute. */
+  private readonly acceptLog: Logger;
 
   constructor(private readonly o: EdgeOptions) {
+    this.limits = { ...DEFAULT_EDGE_LIMITS, ...o.limits };
+    this.acceptLog = new LimitedLogger(o.logger.child('accept'), { linesPerWindow: 20 });
     this.publicKeyText = formatKey('machine', publicKeyFromPrivate('machine', o.serverPrivate));
     this.h2 = new NoiseHttp2Server({
       logger: o.logger.child('h2'),
       handler: (stream, headers, peer) => this.onStream(peer, stream, headers),
+      maxConcurrentStreams: this.limits.maxStreamsPerConnection,
+      prefaceTimeoutMs: this.limits.prefaceTimeoutMs,
+      streamlessIdleMs: this.limits.idleTimeoutMs,
+      onLimit: (reason) => this.limitHits[reason]++,
     });
     this.upgrade = createTs2021UpgradeHandler({
       serverPrivate: o.serverPrivate,
@@ -83,6 +159,7 @@ export class EdgeServer {
     const srv = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) =>
       this.onRequest(req, res),
     );
+    srv.on('connection', (socket: Socket) => this.onConnection(socket));
     srv.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
       this.onUpgrade(req, socket, head),
     );
@@ -106,6 +183,45 @@ export class EdgeServer {
       srv.close(() => r());
       srv.closeAllConnections();
       void this.h2.close();
+    });
+  }
+
+  /** Number of TCP connections the edge holds now. */
+  get connectionCount(): number {
+    return this.connections;
+  }
+
+  /** Counts every TCP connection in total and per source; over a bound it is closed at once. */
+  private onConnection(socket: Socket): void {
+    const source = sourceKey(socket.remoteAddress);
+    const fromSource = this.perSource.get(source) ?? 0;
+    const perSourceMax = this.limits.maxConnectionsPerSource;
+    let reason: EdgeLimitReason | undefined;
+    if (this.connections >= this.limits.maxConnections) reason = 'max_connections';
+    else if (perSourceMax > 0 && fromSource >= perSourceMax) reason = 'max_connections_per_source';
+    if (reason) {
+      this.limitHits[reason]++;
+      this.acceptLog.warn(
+        reason === 'max_connections'
+          ? 'refused a connection: the edge holds EDGE_MAX_CONNECTIONS already'
+          : 'refused a connection: its source holds EDGE_MAX_CONNECTIONS_PER_SOURCE already',
+        {
+          source,
+          limit: reason === 'max_connections' ? this.limits.maxConnections : perSourceMax,
+          hint: 'raise the limit if this is legitimate load (a NAT or a load balancer), or add replicas',
+        },
+      );
+      socket.on('error', () => undefined);
+      socket.destroy();
+      return;
+    }
+    this.connections++;
+    this.perSource.set(source, fromSource + 1);
+    socket.once('close', () => {
+      this.connections--;
+      const n = (this.perSource.get(source) ?? 1) - 1;
+      if (n <= 0) this.perSource.delete(source);
+      else this.perSource.set(source, n);
     });
   }
 
@@ -158,15 +274,52 @@ export class EdgeServer {
     const path = i >= 0 ? rawPath.slice(i) : rawPath;
     if (path === '/machine/register' || path === '/machine/map') {
       if (method !== 'POST') return this.reply(stream, 405, `${path} takes POST`);
-      readRequestBody(stream, MAX_BODY, headers)
+      const release = this.admitRequest(peer, stream);
+      if (!release) return;
+      readRequestBody(stream, MAX_BODY, headers, this.limits.bodyTimeoutMs)
         .then((body) =>
-          path === '/machine/register' ? this.register(ctx, stream, body) : this.map(ctx, stream, body),
+          path === '/machine/register'
+            ? this.register(ctx, stream, body, peer.log)
+            : this.map(ctx, stream, body, peer.log, release),
         )
-        .catch((err: unknown) => this.failRequest(ctx, stream, path, err));
+        .catch((err: unknown) => this.failRequest(ctx, stream, path, err, peer.log))
+        .finally(release);
       return;
     }
     if (OPTIONAL.has(path)) return this.reply(stream, 501, `${path} is not implemented by this server`);
     this.reply(stream, 404, `no such endpoint: ${path}`);
+  }
+
+  /**
+   * Takes one of the connection's request slots; answers 429 and returns null when it has none.
+   * The returned release is idempotent (a map stream releases its slot once it streams).
+   */
+  private admitRequest(peer: NoisePeer, stream: http2.ServerHttp2Stream): (() => void) | null {
+    const id = peer.connectionId;
+    const n = this.inFlight.get(id) ?? 0;
+    if (n >= this.limits.maxRequestsPerConnection) {
+      this.limitHits.max_requests_per_connection++;
+      peer.log.warn('refused a request: too many in progress on one connection', {
+        limit: this.limits.maxRequestsPerConnection,
+      });
+      this.reply(
+        stream,
+        429,
+        `too many requests in progress on this connection (limit ${this.limits.maxRequestsPerConnection}); wait for answers before sending more`,
+      );
+      return null;
+    }
+    this.inFlight.set(id, n + 1);
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      const left = (this.inFlight.get(id) ?? 1) - 1;
+      if (left <= 0) this.inFlight.delete(id);
+      else this.inFlight.set(id, left);
+    };
+    stream.once('close', release);
+    return release;
   }
 
   private failRequest(
@@ -174,25 +327,29 @@ export class EdgeServer {
     stream: http2.ServerHttp2Stream,
     path: string,
     err: unknown,
+    log: Logger,
   ): void {
     this.counters.badRequests++;
-    if (err instanceof ProtocolError && (err.code === 'body_too_large' || err.code === 'noise_closed')) {
-      // readRequestBody already answered 413 (or the client went away).
-      this.o.logger.warn('request refused', { path, machineKey: ctx.machineKey, reason: err.message });
+    if (
+      err instanceof ProtocolError &&
+      (err.code === 'body_too_large' || err.code === 'noise_closed' || err.code === 'timeout')
+    ) {
+      // readRequestBody already answered 413 or 408 (or the client went away).
+      log.warn('request refused', { path, reason: err.message });
       return;
     }
     if (err instanceof SwitchboardError && err.code === 'invalid_input') {
-      this.o.logger.warn('malformed request', { path, machineKey: ctx.machineKey, err: err.message });
+      log.warn('malformed request', { path, err: err.message });
       return this.reply(stream, 400, err.message);
     }
-    this.o.logger.error('request failed', { path, machineKey: ctx.machineKey, err });
-    this.reply(stream, 500, 'internal error');
+    log.error('request failed', { path, machineKey: ctx.machineKey, err });
+    this.reply(stream, 500, 'internal error; the client will retry');
   }
 
   /** Refuses clients older than the configured minimum with a message saying what to do. */
-  private supported(stream: http2.ServerHttp2Stream, version: number): boolean {
+  private supported(stream: http2.ServerHttp2Stream, version: number, log: Logger): boolean {
     if (version >= this.o.minCapVersion) return true;
-    this.o.logger.warn('refused an unsupported client', {
+    log.warn('refused an unsupported client', {
       capVersion: version,
       minimum: this.o.minCapVersion,
     });
@@ -204,18 +361,31 @@ export class EdgeServer {
     return false;
   }
 
-  private async register(ctx: ControlContext, stream: http2.ServerHttp2Stream, body: Buffer): Promise<void> {
+  private async register(
+    ctx: ControlContext,
+    stream: http2.ServerHttp2Stream,
+    body: Buffer,
+    log: Logger,
+  ): Promise<void> {
     const req = fromRegisterRequest(parseRegisterRequest(body));
-    if (!this.supported(stream, req.version)) return;
+    if (!this.supported(stream, req.version, log)) return;
     const r = await this.o.handlers.register(ctx, req);
     if (typeof r.body === 'string') return this.reply(stream, r.status, r.body);
     respondJson(stream, r.status, r.body);
   }
 
-  private async map(ctx: ControlContext, stream: http2.ServerHttp2Stream, body: Buffer): Promise<void> {
+  private async map(
+    ctx: ControlContext,
+    stream: http2.ServerHttp2Stream,
+    body: Buffer,
+    log: Logger,
+    release: () => void,
+  ): Promise<void> {
     const req = fromMapRequest(parseMapRequest(body));
-    if (!this.supported(stream, req.version)) return;
-    await this.o.handlers.map(ctx, req, new Http2MapResponder(stream));
+    if (!this.supported(stream, req.version, log)) return;
+    // A streaming map request holds its slot until it streams; then it is the node's one live
+    // stream (a newer one supersedes it), bounded per node by the fan-out engine.
+    await this.o.handlers.map(ctx, req, new Http2MapResponder(stream, req.stream ? release : undefined));
   }
 
   private reply(stream: http2.ServerHttp2Stream, status: number, message: string): void {
@@ -228,7 +398,10 @@ export class EdgeServer {
 class Http2MapResponder implements MapResponder {
   private closeCbs: (() => void)[] = [];
   private ended = false;
-  constructor(private readonly stream: http2.ServerHttp2Stream) {
+  constructor(
+    private readonly stream: http2.ServerHttp2Stream,
+    private readonly onStreaming?: () => void,
+  ) {
     stream.once('close', () => {
       this.ended = true;
       for (const cb of this.closeCbs) cb();
@@ -241,20 +414,26 @@ class Http2MapResponder implements MapResponder {
   start(): void {
     if (this.closed) return;
     this.stream.respond({ ':status': 200, 'content-type': 'application/octet-stream' });
+    this.onStreaming?.();
   }
   write(frame: Buffer): void {
     if (this.closed) return;
     // A client that stops reading must not pin unbounded memory: drop it, it will reconnect.
     if (this.stream.writableLength > 8 << 20) {
-      this.stream.close(8 /* NGHTTP2_CANCEL */);
+      this.stream.close(h2constants.NGHTTP2_CANCEL);
       return;
     }
     this.stream.write(frame);
   }
-  end(): void {
+  end(graceMs?: number): void {
     if (this.closed) return;
     if (!this.stream.headersSent) this.stream.respond({ ':status': 200 });
     this.stream.end();
+    if (graceMs === undefined) return;
+    const stream = this.stream;
+    setTimeout(() => {
+      if (!stream.closed && !stream.destroyed) stream.close(h2constants.NGHTTP2_CANCEL);
+    }, graceMs).unref();
   }
   fail(status: number, message: string): void {
     if (this.closed || this.stream.headersSent) return;

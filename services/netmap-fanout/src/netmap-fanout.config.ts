@@ -37,6 +37,23 @@ export const fanoutConfigSchema = z.object({
   MIN_CAPABILITY_VERSION: z.coerce.number().int().min(87).default(113),
   /** This replica's name in the stream registry; defaults to hostname + pid. */
   REPLICA_ID: z.string().optional(),
+  /** TCP connections the client edge holds at once; further ones are closed at accept. */
+  EDGE_MAX_CONNECTIONS: z.coerce.number().int().min(1).default(16_000),
+  /**
+   * TCP connections per source address (IPv4, or IPv6 /64); 0 = no limit. Behind a load balancer
+   * that does not preserve client addresses, set 0 (or the LB's share) and limit there.
+   */
+  EDGE_MAX_CONNECTIONS_PER_SOURCE: z.coerce.number().int().min(0).default(1024),
+  /** A Noise connection must send its HTTP/2 preface within this. */
+  EDGE_PREFACE_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  /** A Noise connection with no open stream is closed after this (0 = never). */
+  EDGE_IDLE_TIMEOUT_MS: z.coerce.number().int().min(0).default(120_000),
+  /** A request body must arrive whole within this. */
+  EDGE_BODY_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
+  /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per Noise connection. */
+  EDGE_MAX_STREAMS_PER_CONNECTION: z.coerce.number().int().min(2).max(1000).default(32),
+  /** Requests other than a running map stream in progress at once per connection; more get 429. */
+  EDGE_MAX_REQUESTS_PER_CONNECTION: z.coerce.number().int().min(1).max(1000).default(8),
 });
 export type FanoutConfig = z.infer<typeof fanoutConfigSchema>;
 

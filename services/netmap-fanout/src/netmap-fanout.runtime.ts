@@ -89,6 +89,15 @@ export class NetmapFanoutRuntime {
       handlers: this.handlers,
       logger: log.child('edge'),
       minCapVersion: o.config.MIN_CAPABILITY_VERSION,
+      limits: {
+        maxConnections: o.config.EDGE_MAX_CONNECTIONS,
+        maxConnectionsPerSource: o.config.EDGE_MAX_CONNECTIONS_PER_SOURCE,
+        prefaceTimeoutMs: o.config.EDGE_PREFACE_TIMEOUT_MS,
+        idleTimeoutMs: o.config.EDGE_IDLE_TIMEOUT_MS,
+        bodyTimeoutMs: o.config.EDGE_BODY_TIMEOUT_MS,
+        maxStreamsPerConnection: o.config.EDGE_MAX_STREAMS_PER_CONNECTION,
+        maxRequestsPerConnection: o.config.EDGE_MAX_REQUESTS_PER_CONNECTION,
+      },
       extraRoutes: (req, res) => {
         if (req.url === '/ready') {
           const ok = this.sync.ready;
@@ -178,6 +187,10 @@ export class NetmapFanoutRuntime {
       `switchboard_edge_upgrade_failures_total ${c.upgradeFailures}`,
       `switchboard_edge_requests_total ${c.requests}`,
       `switchboard_edge_bad_requests_total ${c.badRequests}`,
+      `switchboard_edge_connections ${this.edge.connectionCount}`,
+      ...Object.entries(this.edge.limitHits).map(
+        ([reason, n]) => `switchboard_edge_limit_hits_total{reason="${reason}"} ${n}`,
+      ),
       '',
     ].join('\n');
   }

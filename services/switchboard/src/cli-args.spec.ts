@@ -9,6 +9,7 @@ import {
   formatTable,
   parseCliArgs,
   parseServeArgs,
+  serveEnv,
   splitList,
   withNewline,
 } from './cli-args.js';
@@ -115,11 +116,20 @@ describe('parseServeArgs', () => {
     assert.deepEqual(parseServeArgs(['--in-memory']), { inMemory: true });
   });
 
-  test('an unknown flag or an argument is an error (known bug: serve --listen X was ignored)', () => {
+  test('--listen and --data-dir override LISTEN_ADDR and DATA_DIR (they were silently ignored)', () => {
+    const args = parseServeArgs(['--listen', '127.0.0.1:18081', '--data-dir=/tmp/sb']);
+    assert.deepEqual(args, { inMemory: false, listen: '127.0.0.1:18081', dataDir: '/tmp/sb' });
+    const env = serveEnv(args, { LISTEN_ADDR: '0.0.0.0:8080', OTHER: 'x' });
+    assert.deepEqual(env, { LISTEN_ADDR: '127.0.0.1:18081', DATA_DIR: '/tmp/sb', OTHER: 'x' });
+    assert.deepEqual(serveEnv(parseServeArgs([]), { LISTEN_ADDR: 'a' }), { LISTEN_ADDR: 'a' });
+  });
+
+  test('an unknown flag, a missing value or an argument is an error', () => {
     assertUsage(
-      () => parseServeArgs(['--listen', ':8080']),
-      /unknown option --listen for "serve"; valid options: --in-memory/,
+      () => parseServeArgs(['--port', '8080']),
+      /unknown option --port for "serve"; valid options: --in-memory, --listen ADDR, --data-dir DIR/,
     );
+    assertUsage(() => parseServeArgs(['--listen']), /--listen needs a value/);
     assertUsage(() => parseServeArgs(['extra']), /serve takes no arguments, got "extra"/);
   });
 });

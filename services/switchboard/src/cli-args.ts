@@ -131,19 +131,58 @@ export function parseCliArgs(argv: string[]): CliArgs {
 }
 
 /** `switchboard serve` flags: `--in-memory` only. */
-export function parseServeArgs(argv: string[]): { inMemory: boolean } {
+export interface ServeArgs {
+  inMemory: boolean;
+  /** --listen ADDR: overrides LISTEN_ADDR. */
+  listen?: string;
+  /** --data-dir DIR: overrides DATA_DIR. */
+  dataDir?: string;
+}
+
+const SERVE_OPTIONS = ['--in-memory', '--listen ADDR', '--data-dir DIR'];
+
+export function parseServeArgs(argv: string[]): ServeArgs {
   const { values, positionals, tokens } = parseArgs({
     args: argv,
     allowPositionals: true,
     strict: false,
     tokens: true,
-    options: { 'in-memory': { type: 'boolean', default: false } },
+    options: {
+      'in-memory': { type: 'boolean', default: false },
+      listen: { type: 'string' },
+      'data-dir': { type: 'string' },
+    },
   });
-  const unknown = tokens.find((t) => t.kind === 'option' && t.name !== 'in-memory');
+  const known = new Set(['in-memory', 'listen', 'data-dir']);
+  const unknown = tokens.find((t) => t.kind === 'option' && !known.has(t.name));
   if (unknown?.kind === 'option')
-    throw usageError(`unknown option ${unknown.rawName} for "serve"; valid options: --in-memory`);
+    throw usageError(
+      `unknown option ${unknown.rawName} for "serve"; valid options: ${SERVE_OPTIONS.join(', ')}`,
+    );
+  for (const name of ['listen', 'data-dir'] as const) {
+    const v = values[name];
+    if (v !== undefined && (typeof v !== 'string' || v === ''))
+      throw usageError(
+        `--${name} needs a value, e.g. ${name === 'listen' ? '--listen 0.0.0.0:8080' : '--data-dir /var/lib/switchboard'}`,
+      );
+  }
   if (positionals.length > 0) throw usageError(`serve takes no arguments, got "${positionals.join(' ')}"`);
-  return { inMemory: values['in-memory'] === true };
+  const out: ServeArgs = { inMemory: values['in-memory'] === true };
+  if (typeof values.listen === 'string') out.listen = values.listen;
+  if (typeof values['data-dir'] === 'string') out.dataDir = values['data-dir'];
+  return out;
+}
+
+/** The environment `serve` runs with: the process's, with the flags' overrides. */
+export function serveEnv(
+  args: ServeArgs,
+  env: Record<string, string | undefined>,
+): Record<string, string | undefined> {
+  return {
+    ...env,
+    ...(args.listen !== undefined ? { LISTEN_ADDR: args.listen } : {}),
+    ...(args.dataDir !== undefined ? { DATA_DIR: args.dataDir } : {}),
+  };
 }
 
 /**

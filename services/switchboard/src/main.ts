@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** Entry point of `bin/switchboard`: server modes, then the admin CLI. */
 import 'reflect-metadata';
+import { parseServeArgs, serveEnv } from './cli-args.js';
 import { describeCliError, runAdminCli, USAGE } from './cli.js';
 import { serve } from './serve.js';
 import { runService, SERVICES, type ServiceName } from './service.js';
@@ -8,7 +9,8 @@ import { runService, SERVICES, type ServiceName } from './service.js';
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd === 'serve') {
-    const srv = await serve({ inMemory: rest.includes('--in-memory') });
+    const args = parseServeArgs(rest);
+    const srv = await serve({ inMemory: args.inMemory, env: serveEnv(args, process.env) });
     process.stdout.write(
       [
         `Switchboard is running.`,

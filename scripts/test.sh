@@ -18,3 +18,4 @@ pnpm test:interop
 echo "== unit and integration tests again on Node 24 (the containers' runtime)" >&2
 node24="$(bash scripts/install-node24.sh)"
 "$node24" scripts/run-tests.mjs unit integration
+"$node24" scripts/run-tests.mjs fuzz

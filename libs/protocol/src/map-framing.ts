@@ -12,7 +12,11 @@ export const KEEP_ALIVE_JSON = '{"KeepAlive":true}';
 /** Largest compressed frame the decoder accepts by default (Tailscale's test server refuses > 256 MiB). */
 export const DEFAULT_MAX_MAP_FRAME = 64 * 1024 * 1024;
 
-function withLength(payload: Uint8Array): Buffer {
+/**
+ * Prefixes an already-compressed payload with its u32 little-endian length: one wire frame. The
+ * payload may be several zstd frames concatenated (a decoder decompresses them as one stream).
+ */
+export function frameMapPayload(payload: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(MAP_FRAME_HEADER_LEN + payload.length);
   out.writeUInt32LE(payload.length, 0);
   out.set(payload, MAP_FRAME_HEADER_LEN);
@@ -25,12 +29,12 @@ const KEEP_ALIVE_PAYLOAD = zstdRawFrame(Buffer.from(KEEP_ALIVE_JSON, 'utf8'));
  * The keep-alive frame, ready to write: `{"KeepAlive":true}` in a zstd frame (stored block; it is
  * 18 bytes, compression would not shrink it). Needs no zstd initialisation.
  */
-export const KEEP_ALIVE_FRAME: Uint8Array = withLength(KEEP_ALIVE_PAYLOAD);
+export const KEEP_ALIVE_FRAME: Uint8Array = frameMapPayload(KEEP_ALIVE_PAYLOAD);
 
 /** Encodes one MapResponse JSON text (or its UTF-8 bytes) as a length-prefixed zstd frame. */
 export function encodeMapFrame(json: string | Uint8Array): Buffer {
   const bytes = typeof json === 'string' ? Buffer.from(json, 'utf8') : json;
-  return withLength(zstdCompress(bytes));
+  return frameMapPayload(zstdCompress(bytes));
 }
 
 /** JSON-encodes and frames a MapResponse. */

@@ -17,12 +17,13 @@ import {
   type RegisterInput,
   type RegisterResult,
 } from '@switchboard/contracts';
+import type { RegisterResponse } from '@switchboard/protocol';
 import type { FanoutEngine } from './fanout-engine.js';
 import { TAGGED_USER_ID } from './map-builder.js';
 import type { ReadModel } from './read-model.js';
 import type { StreamRegistry } from './stream-registry.js';
 import type { ModelSync } from './sync.js';
-import type { ParsedMapRequest, ParsedRegisterRequest } from './tailcfg-adapter.js';
+import type { MapParams, RegisterParams } from './tailcfg-adapter.js';
 
 export interface ControlContext {
   /** `mkey:…` of the authenticated Noise peer. */
@@ -49,9 +50,10 @@ export interface MapResponder {
 /** A map stream being closed (superseded, deleted) may take this long to drain before a reset. */
 const CLOSED_STREAM_GRACE_MS = 2000;
 
-export interface JsonReply {
+/** A register reply: a RegisterResponse, or a plain-text error (status >= 400). */
+export interface RegisterReply {
   status: number;
-  body: unknown;
+  body: RegisterResponse | string;
 }
 
 export interface ControlHandlerDeps {
@@ -72,7 +74,7 @@ export class ControlHandlers {
     this.log = d.logger;
   }
 
-  async register(ctx: ControlContext, req: ParsedRegisterRequest): Promise<JsonReply> {
+  async register(ctx: ControlContext, req: RegisterParams): Promise<RegisterReply> {
     const input: RegisterInput = {
       machineKey: ctx.machineKey,
       capVersion: req.version,
@@ -97,7 +99,7 @@ export class ControlHandlers {
         const profile = await this.profileFor(result.node);
         return {
           status: 200,
-          body: {
+          body: registerResponse({
             User: {
               ID: profile.id,
               DisplayName: profile.displayName,
@@ -111,17 +113,17 @@ export class ControlHandlers {
             },
             NodeKeyExpired: result.nodeKeyExpired,
             MachineAuthorized: result.machineAuthorized,
-          },
+          }),
         };
       }
       case 'logged-out':
       case 'node-key-expired':
-        return { status: 200, body: { NodeKeyExpired: true, MachineAuthorized: false } };
+        return { status: 200, body: registerResponse({ NodeKeyExpired: true, MachineAuthorized: false }) };
       case 'auth-url':
-        return { status: 200, body: { AuthURL: result.url } };
+        return { status: 200, body: registerResponse({ AuthURL: result.url }) };
       case 'error':
         this.log.info('registration refused', { machineKey: ctx.machineKey, reason: result.message });
-        return { status: 200, body: { Error: result.message } };
+        return { status: 200, body: registerResponse({ Error: result.message }) };
     }
   }
 
@@ -183,7 +185,7 @@ export class ControlHandlers {
     return node;
   }
 
-  async map(ctx: ControlContext, req: ParsedMapRequest, res: MapResponder): Promise<void> {
+  async map(ctx: ControlContext, req: MapParams, res: MapResponder): Promise<void> {
     let found: NodeRecord | { status: number; message: string };
     try {
       found = await this.nodeFor(ctx, req.nodeKey);
@@ -277,7 +279,7 @@ export class ControlHandlers {
     if (s && s.id !== streamId) this.d.engine.close(s, 'superseded by a newer stream on another replica');
   }
 
-  private updateFrom(ctx: ControlContext, node: NodeRecord, req: ParsedMapRequest) {
+  private updateFrom(ctx: ControlContext, node: NodeRecord, req: MapParams) {
     const endpoints = req.endpoints.length > 0 || (!req.stream && req.omitPeers) ? req.endpoints : null;
     const disco = req.discoKey !== null && req.discoKey !== node.discoKey ? req.discoKey : null;
     const hostinfo = req.hostinfo;
@@ -296,6 +298,22 @@ export class ControlHandlers {
       hostinfo,
     };
   }
+}
+
+/**
+ * A RegisterResponse with Go's zero values in the fields not given: Go's encoder always writes
+ * them (none is omitempty), so clients read the same struct either way.
+ */
+function registerResponse(fields: Partial<RegisterResponse>): RegisterResponse {
+  return {
+    User: { ID: 0, DisplayName: '' },
+    Login: { ID: 0, Provider: '', LoginName: '', DisplayName: '' },
+    NodeKeyExpired: false,
+    MachineAuthorized: false,
+    AuthURL: '',
+    Error: '',
+    ...fields,
+  };
 }
 
 function sameHostinfo(a: Record<string, unknown>, b: Record<string, unknown> | null): boolean {

@@ -6,7 +6,7 @@ import { hostname } from 'node:os';
 import type { Bus, Subscription } from '@switchboard/bus';
 import type { Logger } from '@switchboard/common';
 import { fanout, subscribeBroadcast } from '@switchboard/contracts';
-import { KEEP_ALIVE_FRAME, zstdCompress, type PrivateKey } from '@switchboard/protocol';
+import { KEEP_ALIVE_FRAME, frameMapPayload, zstdCompress, type PrivateKey } from '@switchboard/protocol';
 import { ControlHandlers } from './control-handlers.js';
 import { EdgeServer } from './edge.server.js';
 import { FanoutEngine } from './fanout-engine.js';
@@ -56,12 +56,7 @@ export class NetmapFanoutRuntime {
           const z = zstdCompress(Buffer.from(text, 'utf8'));
           return Buffer.from(z.buffer, z.byteOffset, z.byteLength);
         },
-        frame: (payload) => {
-          const out = Buffer.allocUnsafe(4 + payload.length);
-          out.writeUInt32LE(payload.length, 0);
-          payload.copy(out, 4);
-          return out;
-        },
+        frame: frameMapPayload,
         keepAlive: Buffer.from(KEEP_ALIVE_FRAME),
       },
       logger: log.child('engine'),

@@ -2,12 +2,10 @@
  * Maps requests validated by libs/protocol (canonical key text, zero keys and zero times already
  * dropped, an all-empty `Auth` already treated as absent) to the fields this service acts on.
  */
-import type {
-  ParsedMapRequest as ProtoMap,
-  ParsedRegisterRequest as ProtoRegister,
-} from '@switchboard/protocol';
+import type { ParsedMapRequest, ParsedRegisterRequest } from '@switchboard/protocol';
 
-export interface ParsedRegisterRequest {
+/** The fields of a validated RegisterRequest that registration acts on. */
+export interface RegisterParams {
   version: number;
   nodeKey: string;
   oldNodeKey: string | null;
@@ -18,7 +16,8 @@ export interface ParsedRegisterRequest {
   ephemeral: boolean;
 }
 
-export interface ParsedMapRequest {
+/** The fields of a validated MapRequest that the map handler acts on. */
+export interface MapParams {
   version: number;
   nodeKey: string;
   discoKey: string | null;
@@ -29,7 +28,7 @@ export interface ParsedMapRequest {
   compress: string;
 }
 
-export function fromRegisterRequest(r: ProtoRegister): ParsedRegisterRequest {
+export function fromRegisterRequest(r: ParsedRegisterRequest): RegisterParams {
   return {
     version: r.Version,
     nodeKey: r.NodeKey,
@@ -42,7 +41,7 @@ export function fromRegisterRequest(r: ProtoRegister): ParsedRegisterRequest {
   };
 }
 
-export function fromMapRequest(r: ProtoMap): ParsedMapRequest {
+export function fromMapRequest(r: ParsedMapRequest): MapParams {
   return {
     version: r.Version,
     nodeKey: r.NodeKey,

@@ -157,6 +157,22 @@ async function waitPropagation(
   }
 }
 
+/** What every phase works with: the server, the fleet driving it, the plan, and where results go. */
+interface Phase {
+  readonly server: ServerUnderTest;
+  readonly fleet: Fleet;
+  readonly plan: RunPlan;
+  readonly m: Metrics;
+  readonly log: Log;
+  readonly note: (s: string) => void;
+  /** Streaming nodes: plan.nodes. */
+  readonly n: number;
+  /** Hubs in the fleet (0 outside the hub topology). */
+  readonly hubs: number;
+  /** Every streaming node's index. */
+  readonly all: number[];
+}
+
 export async function runTarget(
   start: () => Promise<ServerUnderTest>,
   plan: RunPlan,
@@ -198,235 +214,15 @@ export async function runTarget(
     });
     m.generator_workers = fleet.workerCount;
     m.clock_uncertainty_ms = fleet.clockUncertaintyMs;
-    const all = Fleet.range(0, n);
+    const phase: Phase = { server, fleet, plan, m, log, note, n, hubs, all: Fleet.range(0, n) };
 
-    // 1. Registration.
-    log(`registering ${n} nodes, ${plan.registerConcurrency} in flight`);
-    const reg = await measureCpu(server.group, () =>
-      fleet!.register(all, plan.registerConcurrency, plan.registerBudgetMs),
-    );
-    const ok = reg.value.registerMs.length;
-    const rs = summarize(reg.value.registerMs);
-    m.register_per_s = ok / (reg.value.wallMs / 1000);
-    m.register_p50_ms = rs.p50;
-    m.register_p99_ms = rs.p99;
-    m.register_max_ms = rs.max;
-    m.connect_p99_ms = summarize(reg.value.connectMs).p99;
-    m.register_cpu_ms = ok > 0 ? reg.cpuMs / ok : null;
-    m.register_errors = reg.value.errors;
-    log(
-      `  ${ok} registered in ${(reg.value.wallMs / 1000).toFixed(1)} s: ${m.register_per_s.toFixed(0)}/s, ` +
-        `p50 ${rs.p50.toFixed(1)} ms, p99 ${rs.p99.toFixed(1)} ms, server CPU ${m.register_cpu_ms?.toFixed(2)} ms each`,
-    );
-    if (reg.value.errors > 0)
-      note(`${reg.value.errors} registrations failed, e.g. ${reg.value.firstErrors.slice(0, 2).join('; ')}`);
-    if (ok === 0) throw new Error('no node could register');
-    m.registered = ok;
-    const complete = reg.value.skipped === 0;
-    if (!complete)
-      note(
-        `registration budget of ${plan.registerBudgetMs / 1000} s ran out: ${ok} of ${n} nodes registered ` +
-          `(${reg.value.skipped} not attempted); later figures are at ${ok} nodes, so the size-labelled ` +
-          `summary leaves them out`,
-      );
-
-    // 2. First full map.
-    await sleep(plan.settleMs);
-    const times: number[] = [];
-    const cpus: number[] = [];
-    let peers = 0;
-    let frameKb = 0;
-    for (let k = 0; k < plan.firstMapRepeats; k++) {
-      // In the hub topology only hubs see everyone.
-      const idx = hubs > 0 ? k : Math.floor(((k + 0.5) * n) / plan.firstMapRepeats);
-      await fleet.prepare(idx);
-      await sleep(300);
-      const r = await measureCpu(server.group, () => fleet!.firstMap(idx, plan.openTimeoutMs));
-      await fleet.close(idx);
-      times.push(r.value.ms);
-      cpus.push(r.cpuMs);
-      peers = r.value.peers;
-      frameKb = r.value.frameBytes / 1024;
-    }
-    m.first_map_ms = median(times);
-    m.first_map_cpu_ms = median(cpus);
-    m.first_map_peers = peers;
-    m.first_map_frame_kb = frameKb;
-    log(
-      `  first map with ${peers} peers (${frameKb.toFixed(0)} KiB on the wire): median ${m.first_map_ms.toFixed(1)} ms, ` +
-        `server CPU ${m.first_map_cpu_ms.toFixed(1)} ms (runs: ${times.map((t) => t.toFixed(0)).join(', ')} ms)`,
-    );
-    if (peers !== ok - 1) note(`first map had ${peers} peers, expected ${ok - 1}`);
+    const ok = await registrationPhase(phase);
+    await firstMapPhase(phase, ok);
     if (plan.phases === 'first-map') log('  (registration and first map only for this server at this size)');
-    // Labelled so that the first-map-only plan can skip the rest.
-    streaming: {
-      if (plan.phases === 'first-map') break streaming;
-
-      // 3. Streams, then idle.
-      const rssBefore = await lowRss(server, Math.max(plan.settleMs, 2000));
-      log(`opening ${n} map streams, ${plan.openConcurrency} at a time`);
-      const genOpen = (await fleet.stats()).cpuMs;
-      const open = await measureCpu(server.group, () =>
-        fleet!.openStreams(all, plan.openConcurrency, plan.openTimeoutMs),
-      );
-      m.generator_open_cpu_s = ((await fleet.stats()).cpuMs - genOpen) / 1000;
-      const os = summarize(open.value.openMs);
-      m.streams_open_s = open.value.wallMs / 1000;
-      m.stream_open_p99_ms = os.p99;
-      m.streams_open_cpu_s = open.cpuMs / 1000;
-      m.stream_errors = open.value.errors;
-      log(
-        `  ${os.count} streams open in ${m.streams_open_s.toFixed(1)} s (p99 ${os.p99.toFixed(0)} ms each), ` +
-          `server CPU ${m.streams_open_cpu_s.toFixed(1)} s, generator CPU ${m.generator_open_cpu_s.toFixed(1)} s`,
-      );
-      if (open.value.errors > 0)
-        note(
-          `${open.value.errors} streams failed to open, e.g. ${open.value.firstErrors.slice(0, 2).join('; ')}`,
-        );
-      // Let the server finish the work the opening caused (presence updates, batches) before idling.
-      const settled = await waitQuiet(server, plan.quietTimeoutMs);
-      m.settle_after_open_s = settled.ms / 1000;
-      log(
-        `  server quiet ${settled.quiet ? 'after' : 'NOT quiet after'} ${(settled.ms / 1000).toFixed(1)} s ` +
-          `(below 10% of a core for 2 s)`,
-      );
-      if (!settled.quiet)
-        note(`the server was still busy ${plan.quietTimeoutMs / 1000} s after the streams opened`);
-      const counted = await server.streamCount().catch(() => null);
-      if (counted !== null) {
-        m.server_streams = counted;
-        if (counted !== os.count) note(`the server counts ${counted} streams, the generator ${os.count}`);
-      }
-      let rssAfter = 0;
-      const idle = await measureCpu(server.group, async () => {
-        rssAfter = await lowRss(server, plan.idleWindowMs);
-      });
-      m.idle_cpu_pct = (idle.cpuMs / idle.wallMs) * 100;
-      m.server_rss_mb = rssAfter / 1024;
-      m.stream_idle_kb = os.count > 0 ? (rssAfter - rssBefore) / os.count : null;
-      const gs = await fleet.stats();
-      m.generator_kb_per_node = gs.openStreams > 0 ? gs.rssKb / gs.openStreams : null;
-      m.generator_rss_mb = gs.rssKb / 1024;
-      if (gs.streamsLost > 0)
-        note(`${gs.streamsLost} streams were closed by the server before the idle phase ended`);
-      log(
-        `  idle with ${gs.openStreams} streams: server RSS ${(rssBefore / 1024).toFixed(0)} → ${(rssAfter / 1024).toFixed(0)} MiB ` +
-          `(${m.stream_idle_kb?.toFixed(1)} KiB per stream), CPU ${m.idle_cpu_pct.toFixed(1)}% of a core; ` +
-          `generator ${m.generator_kb_per_node?.toFixed(0)} KiB per node`,
-      );
-
-      // 4. Propagation.
-      const lat: Record<'join' | 'endpoint' | 'delete', number[]> = { join: [], endpoint: [], delete: [] };
-      const missing: Record<'join' | 'endpoint' | 'delete', number> = { join: 0, endpoint: 0, delete: 0 };
-      const measure = async (
-        kind: 'join' | 'endpoint' | 'delete',
-        marker: Marker,
-        idOfKey: string | undefined,
-        act: () => Promise<number>,
-        exclude: number[],
-      ): Promise<MergedCollect> => {
-        await fleet!.record(marker, idOfKey);
-        const t0 = await act();
-        const r = await waitPropagation(fleet!, t0, exclude, plan.propagationTimeoutMs);
-        lat[kind].push(...r.latenciesMs);
-        missing[kind] += r.missing;
-        const s = summarize(r.latenciesMs);
-        log(
-          `  ${kind}: ${s.count} streams, first ${s.min.toFixed(1)} ms, p50 ${s.p50.toFixed(1)} ms, p99 ${s.p99.toFixed(1)} ms, last ${s.max.toFixed(1)} ms` +
-            (r.missing > 0 ? `, ${r.missing} never saw it (e.g. nodes ${r.missingSample.join(', ')})` : ''),
-        );
-        await sleep(plan.settleMs);
-        return r;
-      };
-      for (let t = 0; t < plan.trials; t++) {
-        log(`propagation trial ${t + 1}/${plan.trials}`);
-        const joiner = n + t;
-        const key = await fleet.nodeKey(joiner);
-        const j = await measure(
-          'join',
-          { kind: 'contains', text: key },
-          key,
-          async () => (await fleet!.join(joiner, plan.openTimeoutMs)).t0,
-          [joiner],
-        );
-        const mover = hubs > 0 ? t % hubs : Math.floor(((t + 0.37) * n) / plan.trials) % n;
-        const endpoint = `127.0.0.2:${20001 + t}`;
-        await measure(
-          'endpoint',
-          { kind: 'contains', text: `"${endpoint}"` },
-          undefined,
-          async () => (await fleet!.endpoint(mover, endpoint)).t0,
-          [mover],
-        );
-        if (j.id === null) {
-          note(`trial ${t + 1}: the joined node's ID was not seen, so it cannot be deleted`);
-          continue;
-        }
-        const id = j.id;
-        await measure(
-          'delete',
-          { kind: 'removed', id },
-          undefined,
-          async () => {
-            const t0 = now();
-            await server.deleteNode(id);
-            return t0;
-          },
-          [joiner],
-        );
-        // The deleted node hangs up (a server may keep its stream open; it would only get 404s later).
-        await fleet.close(joiner);
-      }
-      for (const kind of ['join', 'endpoint', 'delete'] as const) {
-        put(m, `${kind}_propagation`, summarize(lat[kind]), ['min', 'p50', 'p99', 'max']);
-        m[`${kind}_missing`] = missing[kind];
-        if (missing[kind] > 0)
-          note(`${kind}: ${missing[kind]} stream deliveries never arrived within the timeout`);
-      }
-
-      // 5. Reconnect storms: first polite (every client closes and reconnects), then abrupt (every
-      // connection is cut), last because a server that does not survive it ends the run.
-      for (const mode of plan.storms ? (['graceful', 'abrupt'] as const) : []) {
-        await sleep(plan.settleMs);
-        const before = await fleet.stats();
-        log(`reconnect storm (${mode}): all ${before.openStreams} streams end and reconnect at once`);
-        const genStorm = before.cpuMs;
-        const want = server.group.pids().length;
-        const watch = watchServer(server, () => void fleet!.abort());
-        const storm = await measureCpu(server.group, () => fleet!.storm(mode, plan.stormTimeoutMs));
-        watch.stop();
-        const genAfter = (await fleet.stats().catch(() => null))?.cpuMs ?? genStorm;
-        m[`generator_${mode}_storm_cpu_s`] = (genAfter - genStorm) / 1000;
-        const ss = summarize(storm.value.mapMs);
-        const p = mode === 'graceful' ? 'reconnect' : 'reconnect_abrupt';
-        m[`${p}_storm_s`] = storm.value.failed === 0 && ss.count > 0 ? ss.max / 1000 : null;
-        m[`${p}_p50_ms`] = ss.p50;
-        m[`${p}_p99_ms`] = ss.p99;
-        m[`${p}_failed`] = storm.value.failed;
-        m[`${p}_retries`] = storm.value.retries;
-        m[`${p === 'reconnect' ? 'storm' : 'storm_abrupt'}_cpu_s`] = storm.cpuMs / 1000;
-        const alive = server.group.pids().length >= want;
-        log(
-          `  ${ss.count} back in ${(ss.max / 1000).toFixed(2)} s (p50 ${ss.p50.toFixed(0)} ms, p99 ${ss.p99.toFixed(0)} ms), ` +
-            `${storm.value.retries} retries, ${storm.value.failed} failed, server CPU ${(storm.cpuMs / 1000).toFixed(1)} s` +
-            (alive ? '' : ', SERVER PROCESS GONE'),
-        );
-        if (!alive)
-          note(
-            `reconnect storm (${mode}): a server process exited (logs kept in ${server.logDir}): ` +
-              crashExcerpt(server.logDir),
-          );
-        if (storm.value.failed > 0)
-          note(
-            `reconnect storm (${mode}): ${storm.value.failed} nodes had no map after ${plan.stormTimeoutMs / 1000} s, ` +
-              `e.g. ${storm.value.firstErrors.slice(0, 2).join('; ')}`,
-          );
-        else if (storm.value.retries > 0)
-          note(
-            `reconnect storm (${mode}): ${storm.value.retries} retries, e.g. ${storm.value.firstErrors.slice(0, 2).join('; ')}`,
-          );
-        if (!alive) break;
-      }
+    else {
+      await streamsPhase(phase);
+      await propagationPhase(phase);
+      await stormPhase(phase);
     }
     const ge = await fleet.stats();
     genCpuMs = ge.cpuMs;
@@ -460,4 +256,246 @@ export async function runTarget(
     durationS: (Date.now() - began) / 1000,
     error,
   };
+}
+
+/** 1. Registration of every node, a fixed number in flight. Returns how many registered. */
+async function registrationPhase({ server, fleet, plan, m, log, note, n, all }: Phase): Promise<number> {
+  log(`registering ${n} nodes, ${plan.registerConcurrency} in flight`);
+  const reg = await measureCpu(server.group, () =>
+    fleet.register(all, plan.registerConcurrency, plan.registerBudgetMs),
+  );
+  const ok = reg.value.registerMs.length;
+  const rs = summarize(reg.value.registerMs);
+  m.register_per_s = ok / (reg.value.wallMs / 1000);
+  m.register_p50_ms = rs.p50;
+  m.register_p99_ms = rs.p99;
+  m.register_max_ms = rs.max;
+  m.connect_p99_ms = summarize(reg.value.connectMs).p99;
+  m.register_cpu_ms = ok > 0 ? reg.cpuMs / ok : null;
+  m.register_errors = reg.value.errors;
+  log(
+    `  ${ok} registered in ${(reg.value.wallMs / 1000).toFixed(1)} s: ${m.register_per_s.toFixed(0)}/s, ` +
+      `p50 ${rs.p50.toFixed(1)} ms, p99 ${rs.p99.toFixed(1)} ms, server CPU ${m.register_cpu_ms?.toFixed(2)} ms each`,
+  );
+  if (reg.value.errors > 0)
+    note(`${reg.value.errors} registrations failed, e.g. ${reg.value.firstErrors.slice(0, 2).join('; ')}`);
+  if (ok === 0) throw new Error('no node could register');
+  m.registered = ok;
+  const complete = reg.value.skipped === 0;
+  if (!complete)
+    note(
+      `registration budget of ${plan.registerBudgetMs / 1000} s ran out: ${ok} of ${n} nodes registered ` +
+        `(${reg.value.skipped} not attempted); later figures are at ${ok} nodes, so the size-labelled ` +
+        `summary leaves them out`,
+    );
+  return ok;
+}
+
+/** 2. First full map: a few registered nodes each request their map stream, one at a time. */
+async function firstMapPhase(
+  { server, fleet, plan, m, log, note, n, hubs }: Phase,
+  ok: number,
+): Promise<void> {
+  await sleep(plan.settleMs);
+  const times: number[] = [];
+  const cpus: number[] = [];
+  let peers = 0;
+  let frameKb = 0;
+  for (let k = 0; k < plan.firstMapRepeats; k++) {
+    // In the hub topology only hubs see everyone.
+    const idx = hubs > 0 ? k : Math.floor(((k + 0.5) * n) / plan.firstMapRepeats);
+    await fleet.prepare(idx);
+    await sleep(300);
+    const r = await measureCpu(server.group, () => fleet.firstMap(idx, plan.openTimeoutMs));
+    await fleet.close(idx);
+    times.push(r.value.ms);
+    cpus.push(r.cpuMs);
+    peers = r.value.peers;
+    frameKb = r.value.frameBytes / 1024;
+  }
+  m.first_map_ms = median(times);
+  m.first_map_cpu_ms = median(cpus);
+  m.first_map_peers = peers;
+  m.first_map_frame_kb = frameKb;
+  log(
+    `  first map with ${peers} peers (${frameKb.toFixed(0)} KiB on the wire): median ${m.first_map_ms.toFixed(1)} ms, ` +
+      `server CPU ${m.first_map_cpu_ms.toFixed(1)} ms (runs: ${times.map((t) => t.toFixed(0)).join(', ')} ms)`,
+  );
+  if (peers !== ok - 1) note(`first map had ${peers} peers, expected ${ok - 1}`);
+}
+
+/** 3. Streams: every node opens its map stream; then idle: memory per stream and idle CPU. */
+async function streamsPhase({ server, fleet, plan, m, log, note, n, all }: Phase): Promise<void> {
+  const rssBefore = await lowRss(server, Math.max(plan.settleMs, 2000));
+  log(`opening ${n} map streams, ${plan.openConcurrency} at a time`);
+  const genOpen = (await fleet.stats()).cpuMs;
+  const open = await measureCpu(server.group, () =>
+    fleet.openStreams(all, plan.openConcurrency, plan.openTimeoutMs),
+  );
+  m.generator_open_cpu_s = ((await fleet.stats()).cpuMs - genOpen) / 1000;
+  const os = summarize(open.value.openMs);
+  m.streams_open_s = open.value.wallMs / 1000;
+  m.stream_open_p99_ms = os.p99;
+  m.streams_open_cpu_s = open.cpuMs / 1000;
+  m.stream_errors = open.value.errors;
+  log(
+    `  ${os.count} streams open in ${m.streams_open_s.toFixed(1)} s (p99 ${os.p99.toFixed(0)} ms each), ` +
+      `server CPU ${m.streams_open_cpu_s.toFixed(1)} s, generator CPU ${m.generator_open_cpu_s.toFixed(1)} s`,
+  );
+  if (open.value.errors > 0)
+    note(
+      `${open.value.errors} streams failed to open, e.g. ${open.value.firstErrors.slice(0, 2).join('; ')}`,
+    );
+  // Let the server finish the work the opening caused (presence updates, batches) before idling.
+  const settled = await waitQuiet(server, plan.quietTimeoutMs);
+  m.settle_after_open_s = settled.ms / 1000;
+  log(
+    `  server quiet ${settled.quiet ? 'after' : 'NOT quiet after'} ${(settled.ms / 1000).toFixed(1)} s ` +
+      `(below 10% of a core for 2 s)`,
+  );
+  if (!settled.quiet)
+    note(`the server was still busy ${plan.quietTimeoutMs / 1000} s after the streams opened`);
+  const counted = await server.streamCount().catch(() => null);
+  if (counted !== null) {
+    m.server_streams = counted;
+    if (counted !== os.count) note(`the server counts ${counted} streams, the generator ${os.count}`);
+  }
+  let rssAfter = 0;
+  const idle = await measureCpu(server.group, async () => {
+    rssAfter = await lowRss(server, plan.idleWindowMs);
+  });
+  m.idle_cpu_pct = (idle.cpuMs / idle.wallMs) * 100;
+  m.server_rss_mb = rssAfter / 1024;
+  m.stream_idle_kb = os.count > 0 ? (rssAfter - rssBefore) / os.count : null;
+  const gs = await fleet.stats();
+  m.generator_kb_per_node = gs.openStreams > 0 ? gs.rssKb / gs.openStreams : null;
+  m.generator_rss_mb = gs.rssKb / 1024;
+  if (gs.streamsLost > 0)
+    note(`${gs.streamsLost} streams were closed by the server before the idle phase ended`);
+  log(
+    `  idle with ${gs.openStreams} streams: server RSS ${(rssBefore / 1024).toFixed(0)} → ${(rssAfter / 1024).toFixed(0)} MiB ` +
+      `(${m.stream_idle_kb?.toFixed(1)} KiB per stream), CPU ${m.idle_cpu_pct.toFixed(1)}% of a core; ` +
+      `generator ${m.generator_kb_per_node?.toFixed(0)} KiB per node`,
+  );
+}
+
+type ChangeKind = 'join' | 'endpoint' | 'delete';
+
+/** 4. Propagation, `trials` times: a join, an endpoint change, a deletion; latency to every other stream. */
+async function propagationPhase({ server, fleet, plan, m, log, note, n, hubs }: Phase): Promise<void> {
+  const lat: Record<ChangeKind, number[]> = { join: [], endpoint: [], delete: [] };
+  const missing: Record<ChangeKind, number> = { join: 0, endpoint: 0, delete: 0 };
+  const measure = async (
+    kind: ChangeKind,
+    marker: Marker,
+    idOfKey: string | undefined,
+    act: () => Promise<number>,
+    exclude: number[],
+  ): Promise<MergedCollect> => {
+    await fleet.record(marker, idOfKey);
+    const t0 = await act();
+    const r = await waitPropagation(fleet, t0, exclude, plan.propagationTimeoutMs);
+    lat[kind].push(...r.latenciesMs);
+    missing[kind] += r.missing;
+    const s = summarize(r.latenciesMs);
+    log(
+      `  ${kind}: ${s.count} streams, first ${s.min.toFixed(1)} ms, p50 ${s.p50.toFixed(1)} ms, p99 ${s.p99.toFixed(1)} ms, last ${s.max.toFixed(1)} ms` +
+        (r.missing > 0 ? `, ${r.missing} never saw it (e.g. nodes ${r.missingSample.join(', ')})` : ''),
+    );
+    await sleep(plan.settleMs);
+    return r;
+  };
+  for (let t = 0; t < plan.trials; t++) {
+    log(`propagation trial ${t + 1}/${plan.trials}`);
+    const joiner = n + t;
+    const key = await fleet.nodeKey(joiner);
+    const j = await measure(
+      'join',
+      { kind: 'contains', text: key },
+      key,
+      async () => (await fleet.join(joiner, plan.openTimeoutMs)).t0,
+      [joiner],
+    );
+    const mover = hubs > 0 ? t % hubs : Math.floor(((t + 0.37) * n) / plan.trials) % n;
+    const endpoint = `127.0.0.2:${20001 + t}`;
+    await measure(
+      'endpoint',
+      { kind: 'contains', text: `"${endpoint}"` },
+      undefined,
+      async () => (await fleet.endpoint(mover, endpoint)).t0,
+      [mover],
+    );
+    if (j.id === null) {
+      note(`trial ${t + 1}: the joined node's ID was not seen, so it cannot be deleted`);
+      continue;
+    }
+    const id = j.id;
+    await measure(
+      'delete',
+      { kind: 'removed', id },
+      undefined,
+      async () => {
+        const t0 = now();
+        await server.deleteNode(id);
+        return t0;
+      },
+      [joiner],
+    );
+    // The deleted node hangs up (a server may keep its stream open; it would only get 404s later).
+    await fleet.close(joiner);
+  }
+  for (const kind of ['join', 'endpoint', 'delete'] as const) {
+    put(m, `${kind}_propagation`, summarize(lat[kind]), ['min', 'p50', 'p99', 'max']);
+    m[`${kind}_missing`] = missing[kind];
+    if (missing[kind] > 0)
+      note(`${kind}: ${missing[kind]} stream deliveries never arrived within the timeout`);
+  }
+}
+
+/**
+ * 5. Reconnect storms: first polite (every client closes and reconnects), then abrupt (every
+ * connection is cut), last because a server that does not survive it ends the run.
+ */
+async function stormPhase({ server, fleet, plan, m, log, note }: Phase): Promise<void> {
+  for (const mode of plan.storms ? (['graceful', 'abrupt'] as const) : []) {
+    await sleep(plan.settleMs);
+    const before = await fleet.stats();
+    log(`reconnect storm (${mode}): all ${before.openStreams} streams end and reconnect at once`);
+    const genStorm = before.cpuMs;
+    const want = server.group.pids().length;
+    const watch = watchServer(server, () => void fleet.abort());
+    const storm = await measureCpu(server.group, () => fleet.storm(mode, plan.stormTimeoutMs));
+    watch.stop();
+    const genAfter = (await fleet.stats().catch(() => null))?.cpuMs ?? genStorm;
+    m[`generator_${mode}_storm_cpu_s`] = (genAfter - genStorm) / 1000;
+    const ss = summarize(storm.value.mapMs);
+    const p = mode === 'graceful' ? 'reconnect' : 'reconnect_abrupt';
+    m[`${p}_storm_s`] = storm.value.failed === 0 && ss.count > 0 ? ss.max / 1000 : null;
+    m[`${p}_p50_ms`] = ss.p50;
+    m[`${p}_p99_ms`] = ss.p99;
+    m[`${p}_failed`] = storm.value.failed;
+    m[`${p}_retries`] = storm.value.retries;
+    m[`${p === 'reconnect' ? 'storm' : 'storm_abrupt'}_cpu_s`] = storm.cpuMs / 1000;
+    const alive = server.group.pids().length >= want;
+    log(
+      `  ${ss.count} back in ${(ss.max / 1000).toFixed(2)} s (p50 ${ss.p50.toFixed(0)} ms, p99 ${ss.p99.toFixed(0)} ms), ` +
+        `${storm.value.retries} retries, ${storm.value.failed} failed, server CPU ${(storm.cpuMs / 1000).toFixed(1)} s` +
+        (alive ? '' : ', SERVER PROCESS GONE'),
+    );
+    if (!alive)
+      note(
+        `reconnect storm (${mode}): a server process exited (logs kept in ${server.logDir}): ` +
+          crashExcerpt(server.logDir),
+      );
+    if (storm.value.failed > 0)
+      note(
+        `reconnect storm (${mode}): ${storm.value.failed} nodes had no map after ${plan.stormTimeoutMs / 1000} s, ` +
+          `e.g. ${storm.value.firstErrors.slice(0, 2).join('; ')}`,
+      );
+    else if (storm.value.retries > 0)
+      note(
+        `reconnect storm (${mode}): ${storm.value.retries} retries, e.g. ${storm.value.firstErrors.slice(0, 2).join('; ')}`,
+      );
+    if (!alive) break;
+  }
 }

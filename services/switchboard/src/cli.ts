@@ -17,6 +17,7 @@ import {
   splitList,
   usageError,
   withNewline,
+  type CliArgs,
   type Row,
 } from './cli-args.js';
 
@@ -53,6 +54,33 @@ Options:
   --server URL --api-key K  use the admin API over the network (or SWITCHBOARD_SERVER / SWITCHBOARD_API_KEY)
 `;
 
+/** What a command handler gets: the parsed command line and ways to reach the admin API and the user. */
+interface CommandContext {
+  /** "group verb", e.g. "nodes tag". */
+  command: string;
+  verb: string | undefined;
+  rest: string[];
+  values: CliArgs['values'];
+  io: CliIO;
+  call: (method: string, path: string, body?: unknown) => Promise<unknown>;
+  print: (data: unknown, render: () => string) => void;
+  /** The node/user ID: --identifier or the first positional. */
+  idArg: () => string;
+  /** A file's text; a usage error when `path` is missing or unreadable. */
+  readFile: (what: string, path: string | undefined) => string;
+}
+
+type CommandHandler = (ctx: CommandContext) => Promise<number>;
+
+/** One handler per command group (the first word of the command). */
+const COMMAND_GROUPS: Readonly<Record<string, CommandHandler>> = {
+  policy: policyCommand,
+  nodes: nodesCommand,
+  users: usersCommand,
+  preauthkeys: preauthkeysCommand,
+  apikeys: apikeysCommand,
+};
+
 export async function runAdminCli(argv: string[], io: CliIO): Promise<number> {
   const { command, rest, values, output } = parseCliArgs(argv);
   if (command === undefined) {
@@ -63,7 +91,7 @@ export async function runAdminCli(argv: string[], io: CliIO): Promise<number> {
   const call = (method: string, path: string, body?: unknown): Promise<unknown> =>
     adminCall(target, method, path, body);
   const print = (data: unknown, render: () => string): void => io.out(formatOutput(output, data, render));
-  const verb = command.split(' ')[1];
+  const [group, verb] = command.split(' ');
   const idArg = (): string => {
     const id = values.identifier ?? rest[0];
     if (!id) throw usageError(`${command} needs an ID (positional or --identifier)`);
@@ -79,6 +107,19 @@ export async function runAdminCli(argv: string[], io: CliIO): Promise<number> {
     }
   };
 
+  const handler =
+    group !== undefined && Object.hasOwn(COMMAND_GROUPS, group) ? COMMAND_GROUPS[group] : undefined;
+  if (handler === undefined) throw unknownCommand(command);
+  return handler({ command, verb, rest, values, io, call, print, idArg, readFile });
+}
+
+function unknownCommand(command: string): SwitchboardError {
+  return usageError(`unknown command "${command}"`);
+}
+
+/** policy get|set|check|history|rollback over the admin API; policy compile offline. */
+async function policyCommand(ctx: CommandContext): Promise<number> {
+  const { command, verb, rest, values, io, call, print, readFile } = ctx;
   switch (command) {
     case 'policy compile': {
       const r = runPolicyCompile({
@@ -145,6 +186,15 @@ export async function runAdminCli(argv: string[], io: CliIO): Promise<number> {
       print(r, () => `Rolled back: the policy of version ${version} is now version ${r.policy.version}\n`);
       return 0;
     }
+    default:
+      throw unknownCommand(command);
+  }
+}
+
+/** nodes list|delete|expire|approve|tag|approve-routes. */
+async function nodesCommand(ctx: CommandContext): Promise<number> {
+  const { command, verb, values, call, print, idArg } = ctx;
+  switch (command) {
     case 'nodes approve-routes': {
       if (values.routes === undefined)
         throw usageError('nodes approve-routes needs --routes a,b (or --routes= to clear)');
@@ -164,6 +214,50 @@ export async function runAdminCli(argv: string[], io: CliIO): Promise<number> {
       print(r.node, () => `Node ${String(r.node.id)} tagged ${fmt(r.node.tags)}\n`);
       return 0;
     }
+    case 'nodes list':
+    case 'nodes ls': {
+      const q = values.user ? `?user=${encodeURIComponent(values.user)}` : '';
+      const r = (await call('GET', `/api/v1/nodes${q}`)) as { nodes: Row[] };
+      print(r.nodes, () =>
+        table(r.nodes, [
+          ['ID', (n) => n.id],
+          ['Name', (n) => n.givenName],
+          ['Hostname', (n) => n.hostname],
+          ['User', (n) => n.userId],
+          ['IPv4', (n) => n.ipv4],
+          ['IPv6', (n) => n.ipv6],
+          ['Tags', (n) => n.tags],
+          ['Ephemeral', (n) => n.ephemeral],
+          ['Expiry', (n) => n.keyExpiry],
+          ['Last seen', (n) => n.lastSeen],
+        ]),
+      );
+      return 0;
+    }
+    case 'nodes delete': {
+      const r = (await call('DELETE', `/api/v1/nodes/${encodeURIComponent(idArg())}`)) as { node: Row };
+      print(r.node, () => `Node ${String(r.node.id)} (${String(r.node.givenName)}) deleted\n`);
+      return 0;
+    }
+    case 'nodes expire':
+    case 'nodes approve': {
+      const r = (await call('POST', `/api/v1/nodes/${encodeURIComponent(idArg())}/${verb}`)) as { node: Row };
+      print(
+        r.node,
+        () =>
+          `Node ${String(r.node.id)} (${String(r.node.givenName)}) ${verb === 'expire' ? 'expired' : 'approved'}\n`,
+      );
+      return 0;
+    }
+    default:
+      throw unknownCommand(command);
+  }
+}
+
+/** users create|list|delete. */
+async function usersCommand(ctx: CommandContext): Promise<number> {
+  const { command, rest, values, call, print, idArg } = ctx;
+  switch (command) {
     case 'users create': {
       const name = rest[0];
       if (!name) throw usageError('users create needs a NAME');
@@ -193,6 +287,15 @@ export async function runAdminCli(argv: string[], io: CliIO): Promise<number> {
       print(r.user, () => `User "${String(r.user.name)}" deleted\n`);
       return 0;
     }
+    default:
+      throw unknownCommand(command);
+  }
+}
+
+/** preauthkeys create|list|expire. */
+async function preauthkeysCommand(ctx: CommandContext): Promise<number> {
+  const { command, rest, values, call, print } = ctx;
+  switch (command) {
     case 'preauthkeys create': {
       if (!values.user) throw usageError('preauthkeys create needs --user NAME');
       const tags = splitList(values.tags);
@@ -231,41 +334,15 @@ export async function runAdminCli(argv: string[], io: CliIO): Promise<number> {
       print(r.record, () => `Pre-auth key ${String(r.record.prefix)} expired\n`);
       return 0;
     }
-    case 'nodes list':
-    case 'nodes ls': {
-      const q = values.user ? `?user=${encodeURIComponent(values.user)}` : '';
-      const r = (await call('GET', `/api/v1/nodes${q}`)) as { nodes: Row[] };
-      print(r.nodes, () =>
-        table(r.nodes, [
-          ['ID', (n) => n.id],
-          ['Name', (n) => n.givenName],
-          ['Hostname', (n) => n.hostname],
-          ['User', (n) => n.userId],
-          ['IPv4', (n) => n.ipv4],
-          ['IPv6', (n) => n.ipv6],
-          ['Tags', (n) => n.tags],
-          ['Ephemeral', (n) => n.ephemeral],
-          ['Expiry', (n) => n.keyExpiry],
-          ['Last seen', (n) => n.lastSeen],
-        ]),
-      );
-      return 0;
-    }
-    case 'nodes delete': {
-      const r = (await call('DELETE', `/api/v1/nodes/${encodeURIComponent(idArg())}`)) as { node: Row };
-      print(r.node, () => `Node ${String(r.node.id)} (${String(r.node.givenName)}) deleted\n`);
-      return 0;
-    }
-    case 'nodes expire':
-    case 'nodes approve': {
-      const r = (await call('POST', `/api/v1/nodes/${encodeURIComponent(idArg())}/${verb}`)) as { node: Row };
-      print(
-        r.node,
-        () =>
-          `Node ${String(r.node.id)} (${String(r.node.givenName)}) ${verb === 'expire' ? 'expired' : 'approved'}\n`,
-      );
-      return 0;
-    }
+    default:
+      throw unknownCommand(command);
+  }
+}
+
+/** apikeys create|list|expire. */
+async function apikeysCommand(ctx: CommandContext): Promise<number> {
+  const { command, rest, values, call, print } = ctx;
+  switch (command) {
     case 'apikeys create': {
       const r = (await call(
         'POST',
@@ -298,7 +375,7 @@ export async function runAdminCli(argv: string[], io: CliIO): Promise<number> {
       return 0;
     }
     default:
-      throw usageError(`unknown command "${command}"`);
+      throw unknownCommand(command);
   }
 }
 

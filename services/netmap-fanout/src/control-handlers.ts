@@ -20,10 +20,10 @@ import {
 import type { RegisterResponse } from '@switchboard/protocol';
 import type { FanoutEngine } from './fanout-engine.js';
 import { TAGGED_USER_ID } from './map-builder.js';
-import type { ReadModel } from './read-model.js';
+import type { ReadModelReader } from './read-model.js';
 import type { StreamRegistry } from './stream-registry.js';
-import type { ModelSync } from './sync.js';
 import type { MapParams, RegisterParams } from './tailcfg-adapter.js';
+import type { ViewIngress } from './view-ingress.js';
 
 export interface ControlContext {
   /** `mkey:…` of the authenticated Noise peer. */
@@ -58,9 +58,10 @@ export interface RegisterReply {
 
 export interface ControlHandlerDeps {
   bus: Bus;
-  model: ReadModel;
+  /** Read only here: records fetched from their owners enter through `ingress`. */
+  model: ReadModelReader;
   engine: FanoutEngine;
-  sync: ModelSync;
+  ingress: ViewIngress;
   registry: StreamRegistry;
   replicaId: string;
   logger: Logger;
@@ -95,7 +96,7 @@ export class ControlHandlers {
     }
     switch (result.kind) {
       case 'ok': {
-        this.d.sync.applyDirect(this.d.model.upsertNode(result.node));
+        this.d.ingress.applyDirect({ node: result.node });
         const profile = await this.profileFor(result.node);
         return {
           status: 200,
@@ -142,7 +143,7 @@ export class ControlHandlers {
     if (!u) {
       try {
         u = (await callRpc(this.d.bus, identity.GetUser, { id: node.userId })).user ?? undefined;
-        if (u) this.d.sync.applyDirect(this.d.model.upsertUser(u));
+        if (u) this.d.ingress.applyDirect({ user: u });
       } catch (err) {
         this.log.warn('could not load the user for a register response', { userId: node.userId, err });
       }
@@ -172,7 +173,7 @@ export class ControlHandlers {
         });
         return { status: 403, message: 'node key does not belong to this machine' };
       }
-      this.d.sync.applyDirect(this.d.model.upsertNode(r.node));
+      this.d.ingress.applyDirect({ node: r.node });
       node = this.d.model.nodeByKey(nodeKey) ?? r.node;
     }
     if (node.machineKey !== ctx.machineKey) {

@@ -18,7 +18,7 @@ import {
   userProfile,
   type MapSettings,
 } from './map-builder.js';
-import type { ModelChange, ReadModel } from './read-model.js';
+import type { ModelChange, ReadModelReader } from './read-model.js';
 
 export interface StreamSink {
   /** Writes one encoded map frame. */
@@ -88,7 +88,7 @@ export class MapStream {
 }
 
 export interface FanoutEngineOptions {
-  model: ReadModel;
+  model: ReadModelReader;
   settings: MapSettings;
   policy: PolicyView;
   encoder: FrameEncoder;

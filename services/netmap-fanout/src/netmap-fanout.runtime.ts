@@ -12,9 +12,10 @@ import { EdgeServer } from './edge.server.js';
 import { FanoutEngine } from './fanout-engine.js';
 import type { FanoutConfig } from './netmap-fanout.config.js';
 import { PolicyState } from './policy-state.js';
-import { ReadModel, type ModelChange } from './read-model.js';
+import { ReadModel, type ReadModelReader } from './read-model.js';
 import type { StreamRegistry } from './stream-registry.js';
 import { ModelSync } from './sync.js';
+import { ViewIngress } from './view-ingress.js';
 
 export interface FanoutRuntimeOptions {
   bus: Bus;
@@ -28,9 +29,13 @@ export interface FanoutRuntimeOptions {
 }
 
 export class NetmapFanoutRuntime {
-  readonly model = new ReadModel();
+  /** Written only by `ingress`. */
+  private readonly store = new ReadModel();
+  readonly model: ReadModelReader = this.store;
   readonly engine: FanoutEngine;
   readonly sync: ModelSync;
+  /** The one way changes enter the read model (log, direct fetches, presence). */
+  readonly ingress: ViewIngress;
   readonly edge: EdgeServer;
   readonly replicaId: string;
   readonly policy: PolicyState;
@@ -62,17 +67,13 @@ export class NetmapFanoutRuntime {
       logger: log.child('engine'),
       keepAliveMs: o.config.KEEPALIVE_INTERVAL_MS,
     });
-    this.sync = new ModelSync(
-      o.bus,
-      this.model,
-      (changes, bulk) => this.onChanges(changes, bulk),
-      log.child('sync'),
-    );
+    this.ingress = new ViewIngress(this.store, this.policy, this.engine, log.child('ingress'));
+    this.sync = new ModelSync(o.bus, this.ingress, log.child('sync'));
     this.handlers = new ControlHandlers({
       bus: o.bus,
       model: this.model,
       engine: this.engine,
-      sync: this.sync,
+      ingress: this.ingress,
       registry: o.registry,
       replicaId: this.replicaId,
       logger: log.child('control'),
@@ -110,29 +111,6 @@ export class NetmapFanoutRuntime {
     });
   }
 
-  /** Every read-model change goes through the policy engines first, then to the streams. */
-  private onChanges(changes: ModelChange[], bulk: boolean): void {
-    const out: ModelChange[] = [];
-    if (bulk) {
-      out.push(...changes, ...this.policy.rebuildAll());
-    } else {
-      for (const c of changes) {
-        out.push(c);
-        try {
-          const fx = this.policy.follow(c);
-          if (fx) out.push(fx);
-        } catch (err) {
-          this.o.logger.error('policy engine failed to follow a change; rebuilding it', {
-            err,
-            change: c.kind,
-          });
-          out.push(...this.policy.rebuildAll());
-        }
-      }
-    }
-    this.engine.apply(out);
-  }
-
   async start(): Promise<void> {
     const log = this.o.logger;
     this.subs.push(
@@ -145,10 +123,7 @@ export class NetmapFanoutRuntime {
       subscribeBroadcast(
         this.o.bus,
         fanout.Presence,
-        (m) => {
-          const c = this.model.setOnline(m.nodeId, m.online, m.at);
-          if (c) this.engine.apply([c]);
-        },
+        (m) => this.ingress.applyPresence(m.nodeId, m.online, m.at),
         (err) => log.warn('ignored malformed presence message', { err }),
       ),
     );

@@ -15,7 +15,7 @@ import {
   type PolicyNode,
 } from '@switchboard/policy';
 import type { PolicyView } from './fanout-engine.js';
-import type { ModelChange, PolicyEffects, ReadModel } from './read-model.js';
+import type { ModelChange, PolicyEffects, ReadModelReader } from './read-model.js';
 
 const DENY_ALL: Policy = parsePolicy('{"acls": []}');
 
@@ -24,7 +24,7 @@ export class PolicyState implements PolicyView {
   private readonly userLogins = new Map<number, string>();
 
   constructor(
-    private readonly model: ReadModel,
+    private readonly model: ReadModelReader,
     private readonly log: Logger,
   ) {}
 

@@ -31,7 +31,18 @@ export type ModelChange =
   | { kind: 'policy'; tailnetId: number }
   | { kind: 'presence'; nodeId: number; tailnetId: number; online: boolean; at: string };
 
-export class ReadModel {
+/** The read model without its mutators: what code outside the ViewIngress may use. */
+export interface ReadModelReader {
+  readonly nodes: ReadonlyMap<number, NodeRecord>;
+  readonly users: ReadonlyMap<number, UserRecord>;
+  readonly tailnets: ReadonlyMap<number, TailnetRecord>;
+  readonly policies: ReadonlyMap<number, PolicyRecord>;
+  readonly online: ReadonlySet<number>;
+  nodeByKey(nodeKey: string): NodeRecord | undefined;
+}
+
+/** The model itself; written only through the ViewIngress (view-ingress.ts). */
+export class ReadModel implements ReadModelReader {
   readonly nodes = new Map<number, NodeRecord>();
   private readonly byNodeKey = new Map<string, number>();
   readonly users = new Map<number, UserRecord>();

@@ -3,7 +3,8 @@
  * views use): loads snapshots from key-registry, identity and policy-compiler, then consumes the
  * event log from the sequence noted before the snapshots. Events are applied
  * idempotently (version-gated), so overlap between snapshot and log is harmless; a gap (events lost
- * to retention, or a consumer that could not resume) triggers a fresh snapshot.
+ * to retention, or a consumer that could not resume) triggers a fresh snapshot. It only decodes:
+ * snapshots and validated events are applied through the ViewIngress (model, policy, streams).
  */
 import type { Bus, BusEvent } from '@switchboard/bus';
 import type { Logger } from '@switchboard/common';
@@ -22,15 +23,14 @@ import {
   validateMessage,
 } from '@switchboard/contracts';
 import { EventView } from '@switchboard/views';
-import type { ModelChange, ReadModel } from './read-model.js';
+import type { ViewEvent, ViewIngress } from './view-ingress.js';
 
 export class ModelSync {
   private readonly view: EventView;
 
   constructor(
     private readonly bus: Bus,
-    private readonly model: ReadModel,
-    private readonly onChanges: (changes: ModelChange[], bulk: boolean) => void,
+    private readonly ingress: ViewIngress,
     private readonly log: Logger,
   ) {
     this.view = new EventView({
@@ -67,15 +67,12 @@ export class ModelSync {
       callRpc(this.bus, identity.IdentitySnapshot, {}, { timeoutMs: 30_000 }),
       callRpc(this.bus, policy.PolicySnapshot, {}, { timeoutMs: 30_000 }),
     ]);
-    const changes: ModelChange[] = [
-      ...this.model.replaceUsers(ids.users),
-      ...this.model.replaceNodes(kr.tailnets, kr.nodes),
-    ];
-    for (const p of pol.policies) {
-      const c = this.model.setPolicy(p);
-      if (c) changes.push(c);
-    }
-    this.onChanges(changes, true);
+    this.ingress.loadSnapshot({
+      users: ids.users,
+      tailnets: kr.tailnets,
+      nodes: kr.nodes,
+      policies: pol.policies,
+    });
     this.log.info('read model loaded from snapshots', { nodes: kr.nodes.length, users: ids.users.length });
   }
 
@@ -85,34 +82,42 @@ export class ModelSync {
   }
 
   private handle(ev: BusEvent): void {
-    let change: ModelChange | null = null;
+    let event: ViewEvent;
     try {
       switch (ev.subject) {
         case NodeUpserted.subject:
-          change = this.model.upsertNode(validateMessage(NodeUpserted.payload, ev.payload, ev.subject).node);
+          event = {
+            kind: 'node-upserted',
+            node: validateMessage(NodeUpserted.payload, ev.payload, ev.subject).node,
+          };
           break;
         case NodeRemoved.subject: {
           const m = validateMessage(NodeRemoved.payload, ev.payload, ev.subject);
-          change = this.model.removeNode(m.nodeId, m.version);
+          event = { kind: 'node-removed', nodeId: m.nodeId, version: m.version };
           break;
         }
         case UserUpserted.subject:
-          change = this.model.upsertUser(validateMessage(UserUpserted.payload, ev.payload, ev.subject).user);
+          event = {
+            kind: 'user-upserted',
+            user: validateMessage(UserUpserted.payload, ev.payload, ev.subject).user,
+          };
           break;
         case UserRemoved.subject: {
           const m = validateMessage(UserRemoved.payload, ev.payload, ev.subject);
-          change = this.model.removeUser(m.userId, m.version);
+          event = { kind: 'user-removed', userId: m.userId, version: m.version };
           break;
         }
         case TailnetUpserted.subject:
-          change = this.model.upsertTailnet(
-            validateMessage(TailnetUpserted.payload, ev.payload, ev.subject).tailnet,
-          );
+          event = {
+            kind: 'tailnet-upserted',
+            tailnet: validateMessage(TailnetUpserted.payload, ev.payload, ev.subject).tailnet,
+          };
           break;
         case PolicyChanged.subject:
-          change = this.model.setPolicy(
-            validateMessage(PolicyChanged.payload, ev.payload, ev.subject).policy,
-          );
+          event = {
+            kind: 'policy-changed',
+            policy: validateMessage(PolicyChanged.payload, ev.payload, ev.subject).policy,
+          };
           break;
         default:
           return;
@@ -121,12 +126,7 @@ export class ModelSync {
       this.log.error('ignored an invalid event', { seq: ev.seq, subject: ev.subject, err });
       return;
     }
-    if (change) this.onChanges([change], false);
-  }
-
-  /** Applies a record fetched directly (e.g. a node that registered before its event arrived). */
-  applyDirect(change: ModelChange | null): void {
-    if (change) this.onChanges([change], false);
+    this.ingress.applyEvent(event);
   }
 
   async stop(): Promise<void> {

@@ -7,15 +7,20 @@
  */
 import type { Logger } from '@switchboard/common';
 import type { NodeRecord, TailnetRecord } from '@switchboard/contracts';
+import type { CapMap, FilterRule, Node, PeerChange, SSHPolicy } from '@switchboard/protocol';
 import { Bitset, SlotMap } from './bitset.js';
 import {
   dnsConfig,
   isExpired,
+  MapResponseJson,
   peerPatch,
   PeerJsonCache,
   renderNode,
   TAGGED_USER_ID,
+  toJson,
   userProfile,
+  type DeepReadonly,
+  type Json,
   type MapSettings,
 } from './map-builder.js';
 import type { ModelChange, ReadModelReader } from './read-model.js';
@@ -33,13 +38,13 @@ export interface PolicyView {
   /** Ids of every peer the viewer may see. */
   peerIds(viewer: NodeRecord): number[];
   /** JSON of the viewer's []FilterRule. */
-  filterJson(viewer: NodeRecord): string;
+  filterJson(viewer: NodeRecord): Json<FilterRule[]>;
   /** tailcfg.SSHPolicy for the viewer, or null when the policy has no SSH rules for it. */
-  sshPolicy(viewer: NodeRecord): unknown;
+  sshPolicy(viewer: NodeRecord): DeepReadonly<SSHPolicy> | null;
   /** Which of a router peer's served routes the viewer may use (for its AllowedIPs). */
   peerRoutes(viewer: NodeRecord, peer: NodeRecord): string[];
   /** Node attributes (nodeAttrs) for the viewer's self CapMap. */
-  capMap(viewer: NodeRecord): Record<string, unknown[] | null>;
+  capMap(viewer: NodeRecord): Readonly<CapMap>;
 }
 
 /**
@@ -52,6 +57,9 @@ export interface FrameEncoder {
   frame(payload: Buffer): Buffer;
   readonly keepAlive: Buffer;
 }
+
+/** The packet filter of a node that may not talk to anyone (unapproved machine). */
+const DENY_ALL_FILTER = toJson<FilterRule[]>([]);
 
 /** Peers per cached block of a full map (by node id range). */
 const PEER_BLOCK = 256;
@@ -68,7 +76,7 @@ interface Pending {
   deleted: boolean;
   changed: Set<number>;
   removed: Set<number>;
-  patches: Map<number, Record<string, unknown>>;
+  patches: Map<number, PeerChange>;
   profiles: Set<number>;
 }
 
@@ -194,7 +202,7 @@ export class FanoutEngine {
   private fullMapParts(
     self: NodeRecord,
     s?: MapStream,
-  ): { head: string; peers: { id: number; sig: string; json: string }[]; tail: string } {
+  ): { head: string; peers: { id: number; sig: string; json: Json<Node> }[]; tail: string } {
     const { model, settings, policy } = this.o;
     const now = this.now();
     const tailnet = model.tailnets.get(self.tailnetId);
@@ -208,7 +216,7 @@ export class FanoutEngine {
       peers.sort((a, b) => a.id - b.id);
     }
     const users = new Set<number>([self.userId ?? TAGGED_USER_ID]);
-    const entries: { id: number; sig: string; json: string }[] = [];
+    const entries: { id: number; sig: string; json: Json<Node> }[] = [];
     for (const p of peers) {
       s?.sentPeers.add(this.slots.slot(p.id));
       users.add(p.userId ?? TAGGED_USER_ID);
@@ -222,18 +230,20 @@ export class FanoutEngine {
     }
     if (s) for (const u of users) s.sentUsers.add(u);
     const ssh = authorized ? policy.sshPolicy(self) : null;
-    const parts = [
-      `"Node":${this.selfJson(self, now)}`,
-      `"DERPMap":${JSON.stringify(settings.derpMap)}`,
-      `"DNSConfig":${JSON.stringify(dnsConfig(tailnet, settings))}`,
-      `"Domain":${JSON.stringify(tailnet?.domain ?? '')}`,
-      `"PacketFilter":${authorized ? policy.filterJson(self) : '[]'}`,
-      `"UserProfiles":${JSON.stringify([...users].sort((a, b) => a - b).map((u) => userProfile(u, model.users)))}`,
-      `"ControlTime":"${new Date(now).toISOString()}"`,
-    ];
-    if (ssh) parts.push(`"SSHPolicy":${JSON.stringify(ssh)}`);
-    if (entries.length === 0) return { head: `{${parts.join(',')}}`, peers: [], tail: '' };
-    return { head: `{${parts.join(',')},"Peers":[`, peers: entries, tail: ']}' };
+    const msg = new MapResponseJson()
+      .setJson('Node', this.selfJson(self, now))
+      .set('DERPMap', settings.derpMap)
+      .set('DNSConfig', dnsConfig(tailnet, settings))
+      .set('Domain', tailnet?.domain ?? '')
+      .setJson('PacketFilter', authorized ? policy.filterJson(self) : DENY_ALL_FILTER)
+      .set(
+        'UserProfiles',
+        [...users].sort((a, b) => a - b).map((u) => userProfile(u, model.users)),
+      )
+      .set('ControlTime', new Date(now).toISOString());
+    if (ssh) msg.set('SSHPolicy', ssh);
+    if (entries.length === 0) return { head: msg.text(), peers: [], tail: '' };
+    return { ...msg.splitAtNodes('Peers'), peers: entries };
   }
 
   /** Full map for one node as JSON (one-shot requests, tests). */
@@ -290,19 +300,19 @@ export class FanoutEngine {
     peer: NodeRecord,
     tailnet: TailnetRecord | undefined,
     now: number,
-  ): string {
+  ): Json<Node> {
     const { model, settings, policy } = this.o;
     const online = model.online.has(peer.id);
     if (peer.approvedRoutes.length === 0) return this.peerJson.get(peer, tailnet, online, now, settings);
     return this.peerJson.get(peer, tailnet, online, now, settings, policy.peerRoutes(viewer, peer));
   }
 
-  private selfJson(self: NodeRecord, now: number): string {
+  private selfJson(self: NodeRecord, now: number): Json<Node> {
     const { model, settings, policy } = this.o;
     const tailnet = model.tailnets.get(self.tailnetId);
     const node = renderNode(self, { tailnet, online: true, now, self: true, settings });
-    node.CapMap = { ...policy.capMap(self), ...(node.CapMap as Record<string, unknown>) };
-    return JSON.stringify(node);
+    node.CapMap = { ...policy.capMap(self), ...node.CapMap };
+    return toJson(node);
   }
 
   /** Queues read-model changes; streams get their deltas on the next tick. */
@@ -364,7 +374,7 @@ export class FanoutEngine {
           if (s.tailnetId !== c.tailnetId || !s.sentPeers.has(slot)) continue;
           const p = this.pendingOf(s);
           if (p.changed.has(c.nodeId)) continue;
-          const patch: Record<string, unknown> = { NodeID: c.nodeId, Online: c.online };
+          const patch: PeerChange = { NodeID: c.nodeId, Online: c.online };
           if (!c.online) patch.LastSeen = c.at;
           else if (node?.lastSeen) patch.LastSeen = node.lastSeen;
           p.patches.set(c.nodeId, { ...p.patches.get(c.nodeId), ...patch });
@@ -502,17 +512,17 @@ export class FanoutEngine {
       p.changed.clear();
       p.patches.clear();
     }
-    const parts: string[] = [];
-    if (p.self) parts.push(`"Node":${this.selfJson(self, now)}`);
+    const msg = new MapResponseJson();
+    if (p.self) msg.setJson('Node', this.selfJson(self, now));
     if (p.full) {
-      parts.push(`"DNSConfig":${JSON.stringify(dnsConfig(tailnet, settings))}`);
-      parts.push(`"Domain":${JSON.stringify(tailnet?.domain ?? '')}`);
+      msg.set('DNSConfig', dnsConfig(tailnet, settings));
+      msg.set('Domain', tailnet?.domain ?? '');
     }
     if (p.full || p.filter)
-      parts.push(`"PacketFilter":${self.machineAuthorized ? policy.filterJson(self) : '[]'}`);
+      msg.setJson('PacketFilter', self.machineAuthorized ? policy.filterJson(self) : DENY_ALL_FILTER);
     if (p.full || p.ssh) {
       const ssh = self.machineAuthorized ? policy.sshPolicy(self) : null;
-      parts.push(`"SSHPolicy":${JSON.stringify(ssh ?? { rules: [] })}`);
+      msg.set('SSHPolicy', ssh ?? { rules: [] });
     }
     if (p.removed.size > 0) {
       const ids = [...p.removed].sort((a, b) => a - b);
@@ -520,12 +530,12 @@ export class FanoutEngine {
         const slot = this.slots.peek(id);
         if (slot !== undefined) s.sentPeers.delete(slot);
       }
-      parts.push(`"PeersRemoved":[${ids.join(',')}]`);
+      msg.set('PeersRemoved', ids);
     }
     const newUsers: number[] = [];
     if (p.changed.size > 0) {
       const ids = [...p.changed].sort((a, b) => a - b);
-      const entries: string[] = [];
+      const entries: Json<Node>[] = [];
       for (const id of ids) {
         const peer = model.nodes.get(id);
         if (!peer) continue;
@@ -537,21 +547,24 @@ export class FanoutEngine {
         }
         entries.push(this.peerEntry(self, peer, tailnet, now));
       }
-      if (entries.length > 0) parts.push(`"PeersChanged":[${entries.join(',')}]`);
+      if (entries.length > 0) msg.setNodes('PeersChanged', entries);
     }
     if (p.patches.size > 0) {
       const patches = [...p.patches.entries()].sort((a, b) => a[0] - b[0]).map(([, v]) => v);
-      parts.push(`"PeersChangedPatch":${JSON.stringify(patches)}`);
+      msg.set('PeersChangedPatch', patches);
     }
     for (const u of p.profiles) newUsers.push(u);
     if (newUsers.length > 0) {
       const uniq = [...new Set(newUsers)].sort((a, b) => a - b);
-      parts.push(`"UserProfiles":${JSON.stringify(uniq.map((u) => userProfile(u, model.users)))}`);
+      msg.set(
+        'UserProfiles',
+        uniq.map((u) => userProfile(u, model.users)),
+      );
     }
-    if (parts.length === 0) return;
+    if (msg.empty) return;
     // Seconds resolution keeps frames identical across streams within a tick, so they compress once.
-    parts.push(`"ControlTime":"${new Date(Math.floor(now / 1000) * 1000).toISOString()}"`);
-    const json = `{${parts.join(',')}}`;
+    msg.set('ControlTime', new Date(Math.floor(now / 1000) * 1000).toISOString());
+    const json = msg.text();
     let frame = frames.get(json);
     if (!frame) {
       frame = this.o.encoder.frame(this.o.encoder.compress(json));

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ValidationError } from '@switchboard/common';
+import type { DERPMap } from '@switchboard/protocol';
 
 const bool = (d: 'true' | 'false') =>
   z
@@ -92,7 +93,7 @@ export const derpMapSchema = z
   });
 
 /** Loads and validates the DERP map; with no source configured, an empty map (direct paths only). */
-export async function loadDerpMap(cfg: FanoutConfig): Promise<Record<string, unknown>> {
+export async function loadDerpMap(cfg: FanoutConfig): Promise<DERPMap> {
   let raw: unknown;
   let source: string;
   if (cfg.DERP_MAP_PATH) {
@@ -121,5 +122,6 @@ export async function loadDerpMap(cfg: FanoutConfig): Promise<Record<string, unk
       'see tailcfg.DERPMap: {"Regions":{"900":{"RegionID":900,"RegionCode":"x","Nodes":[...]}}}',
     );
   }
-  return res.data;
+  // Checked above for what the clients rely on; the other fields pass through as the source gave them.
+  return res.data as DERPMap;
 }

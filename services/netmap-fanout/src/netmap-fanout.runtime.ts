@@ -6,7 +6,13 @@ import { hostname } from 'node:os';
 import type { Bus, Subscription } from '@switchboard/bus';
 import type { Logger } from '@switchboard/common';
 import { fanout, subscribeBroadcast } from '@switchboard/contracts';
-import { KEEP_ALIVE_FRAME, frameMapPayload, zstdCompress, type PrivateKey } from '@switchboard/protocol';
+import {
+  KEEP_ALIVE_FRAME,
+  frameMapPayload,
+  zstdCompress,
+  type DERPMap,
+  type PrivateKey,
+} from '@switchboard/protocol';
 import { ControlHandlers } from './control-handlers.js';
 import { EdgeServer } from './edge.server.js';
 import { FanoutEngine } from './fanout-engine.js';
@@ -23,7 +29,7 @@ export interface FanoutRuntimeOptions {
   config: FanoutConfig;
   registry: StreamRegistry;
   serverPrivate: PrivateKey;
-  derpMap: Record<string, unknown>;
+  derpMap: DERPMap;
   host: string;
   port: number;
 }

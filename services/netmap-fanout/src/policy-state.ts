@@ -7,6 +7,7 @@
  */
 import type { Logger } from '@switchboard/common';
 import type { NodeRecord } from '@switchboard/contracts';
+import type { CapMap, FilterRule, SSHPolicy } from '@switchboard/protocol';
 import {
   parsePolicy,
   PolicyEngine,
@@ -15,6 +16,7 @@ import {
   type PolicyNode,
 } from '@switchboard/policy';
 import type { PolicyView } from './fanout-engine.js';
+import { trustedJson, type DeepReadonly, type Json } from './map-builder.js';
 import type { ModelChange, PolicyEffects, ReadModelReader } from './read-model.js';
 
 const DENY_ALL: Policy = parsePolicy('{"acls": []}');
@@ -159,12 +161,12 @@ export class PolicyState implements PolicyView {
     const id = String(viewer.id);
     return e.hasNode(id) ? e.peersOf(id).map(Number) : [];
   }
-  filterJson(viewer: NodeRecord): string {
+  filterJson(viewer: NodeRecord): Json<FilterRule[]> {
     const e = this.engine(viewer.tailnetId);
     const id = String(viewer.id);
-    return e.hasNode(id) ? e.filterJsonFor(id) : '[]';
+    return trustedJson(e.hasNode(id) ? e.filterJsonFor(id) : '[]');
   }
-  sshPolicy(viewer: NodeRecord): unknown {
+  sshPolicy(viewer: NodeRecord): DeepReadonly<SSHPolicy> | null {
     const e = this.engine(viewer.tailnetId);
     const id = String(viewer.id);
     return e.hasNode(id) ? e.sshPolicyFor(id) : null;
@@ -175,7 +177,7 @@ export class PolicyState implements PolicyView {
     const p = String(peer.id);
     return e.hasNode(v) && e.hasNode(p) ? e.routesVisibleTo(v, p) : [];
   }
-  capMap(viewer: NodeRecord): Record<string, unknown[] | null> {
+  capMap(viewer: NodeRecord): Readonly<CapMap> {
     const e = this.engine(viewer.tailnetId);
     const id = String(viewer.id);
     return e.hasNode(id) ? e.nodeCapsFor(id) : {};

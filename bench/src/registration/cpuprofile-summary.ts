@@ -58,7 +58,14 @@ export function fileOf(url: string): string {
   return url;
 }
 
-const JSON_FUNCS = new Set(['parse', 'stringify', 'JSONParse', 'JSONStringify', 'JsonParse', 'JsonStringify']);
+const JSON_FUNCS = new Set([
+  'parse',
+  'stringify',
+  'JSONParse',
+  'JSONStringify',
+  'JsonParse',
+  'JsonStringify',
+]);
 
 /** Coarse category of a frame, for "where does the CPU go" at a glance. */
 export function categoryOf(frame: CallFrame): string {
@@ -71,13 +78,18 @@ export function categoryOf(frame: CallFrame): string {
   if (/^pg($|-)/.test(file)) return 'pg client (protocol, pool, types)';
   if (file === 'zod') return 'zod validation';
   if (file === 'nats' || file.startsWith('@nats-io/')) return 'NATS client';
-  if (url.includes('node:internal/crypto') || url === 'node:crypto' || /hmac|hash|digest|randomBytes/i.test(fn) && url === '')
+  if (
+    url.includes('node:internal/crypto') ||
+    url === 'node:crypto' ||
+    (/hmac|hash|digest|randomBytes/i.test(fn) && url === '')
+  )
     return 'crypto';
   if (file.startsWith('@switchboard/')) return `ours: ${file}`;
   if (file.startsWith('bench/')) return 'bench generator';
   if (url.startsWith('node:internal/streams') || url.startsWith('node:net') || url.includes('stream_base'))
     return 'node streams/net';
-  if (url.startsWith('node:internal/async_hooks') || url.includes('async_local_storage')) return 'async_hooks/ALS';
+  if (url.startsWith('node:internal/async_hooks') || url.includes('async_local_storage'))
+    return 'async_hooks/ALS';
   if (url.startsWith('node:')) return 'node core (other)';
   if (url === '') return 'builtin (other)';
   return `other: ${file}`;
@@ -132,7 +144,11 @@ export function summarise(profile: CpuProfile, top = 15, from = -Infinity, to = 
     const file = fileOf(f.url);
     const short = f.url === '' ? '' : ` ${f.url.split('/').slice(-1)[0] ?? ''}:${f.lineNumber + 1}`;
     add(funcs, `${f.functionName || '(anonymous)'}${short} [${file}]`, us);
-    add(files, f.url === '' ? f.functionName.startsWith('(') ? f.functionName : '(native/builtin)' : file, us);
+    add(
+      files,
+      f.url === '' ? (f.functionName.startsWith('(') ? f.functionName : '(native/builtin)') : file,
+      us,
+    );
     add(cats, categoryOf(f), us);
     add(callerCats, categoryOf(callerOf(id) ?? f), us);
   }
@@ -169,14 +185,18 @@ function arg(name: string): string | undefined {
 function print(title: string, rows: Row[]): void {
   process.stdout.write(`\n${title}\n`);
   for (const r of rows) {
-    process.stdout.write(`${r.self_ms.toFixed(1).padStart(9)} ms ${r.pct.toFixed(1).padStart(5)}%  ${r.name}\n`);
+    process.stdout.write(
+      `${r.self_ms.toFixed(1).padStart(9)} ms ${r.pct.toFixed(1).padStart(5)}%  ${r.name}\n`,
+    );
   }
 }
 
 function cli(): void {
   const target = process.argv.slice(2).find((a) => !a.startsWith('--'));
   if (target === undefined) {
-    process.stderr.write('usage: cpuprofile-summary <file.cpuprofile|dir> [--top=15] [--from=US --to=US] [--json]\n');
+    process.stderr.write(
+      'usage: cpuprofile-summary <file.cpuprofile|dir> [--top=15] [--from=US --to=US] [--json]\n',
+    );
     process.exit(2);
   }
   const file = newestProfile(target);
@@ -200,4 +220,8 @@ function cli(): void {
   print(`top ${s.files.length} files/packages (self time)`, s.files);
 }
 
-if (process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].split('/').slice(-1)[0] ?? '\0')) cli();
+if (
+  process.argv[1] !== undefined &&
+  import.meta.url.endsWith(process.argv[1].split('/').slice(-1)[0] ?? '\0')
+)
+  cli();

@@ -56,7 +56,9 @@ async function pgCounters(db: Db, dbName: string): Promise<Counters> {
 }
 
 function diff(a: Counters, b: Counters): Counters {
-  return Object.fromEntries(Object.keys(b).map((k) => [k, Math.round(((b[k] ?? 0) - (a[k] ?? 0)) * 100) / 100]));
+  return Object.fromEntries(
+    Object.keys(b).map((k) => [k, Math.round(((b[k] ?? 0) - (a[k] ?? 0)) * 100) / 100]),
+  );
 }
 
 /** [on-CPU ms, runqueue-wait ms] of the given threads, from /proc/<pid>/task/<tid>/schedstat. */
@@ -166,8 +168,8 @@ async function main(): Promise<void> {
       },
     });
     for (let i = 0; i < 50; i++) await callRpc(bus, keyRegistry.Register, input(1_000_000 + i));
-    const syncCommit = (await krInner.query<{ synchronous_commit: string }>('SHOW synchronous_commit')).rows[0]
-      ?.synchronous_commit;
+    const syncCommit = (await krInner.query<{ synchronous_commit: string }>('SHOW synchronous_commit'))
+      .rows[0]?.synchronous_commit;
     const pgBefore = await pgCounters(krInner, scratch.name);
     const cpuBefore = cpuNow(scratch.name);
     bus.counts.clear();

@@ -10,23 +10,10 @@ import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'nats';
-import type { LogFields, Logger, LogLevel } from '@switchboard/common';
 import { connectNatsBus, createInProcessBus, type Bus, type BusEvent } from '@switchboard/bus';
 import { OutboxRelay, appendOutbox, migrate, openDb, type Db } from '../src/index.js';
 import { backends, dropSchema, logger, NATS_URL, PG_URL, sleep, uniqueSchema, waitFor } from './helpers.js';
-import { TcpProxy } from '@switchboard/testing';
-
-/** A logger that keeps error lines (to check what the relay says when the bus is down). */
-function capturingLogger(errors: { msg: string; fields: LogFields }[], fields: LogFields = {}): Logger {
-  return {
-    debug: () => undefined,
-    info: () => undefined,
-    warn: () => undefined,
-    error: (msg: string, f?: LogFields) => void errors.push({ msg, fields: { ...fields, ...f } }),
-    child: (_name: string, f?: LogFields) => capturingLogger(errors, { ...fields, ...f }),
-    isLevelEnabled: (_level: LogLevel) => true,
-  };
-}
+import { capturingLogger, TcpProxy, type LogLine } from '@switchboard/testing';
 
 interface BusKind {
   name: 'in-process' | 'nats';
@@ -246,12 +233,12 @@ for (const backend of backends) {
           await proxy.listen();
           const relayBus = await kind.make(`nats://127.0.0.1:${proxy.port}`);
           const events = await collect(bus, subject(`${schema}.>`));
-          const capture = { errors: [] as { msg: string; fields: LogFields }[] };
+          const capture = { errors: [] as LogLine[] };
           const relay = new OutboxRelay({
             db,
             schema,
             bus: relayBus,
-            logger: capturingLogger(capture.errors),
+            logger: capturingLogger(capture.errors, {}, { minLevel: 'error' }),
             pollMs: 20,
             maxBackoffMs: 200,
           });

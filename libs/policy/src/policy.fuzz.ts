@@ -12,31 +12,13 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { fuzzParams } from '@switchboard/testing';
 import { PolicyError, formatIssue } from './errors.js';
 import { parsePolicy, parsePolicyUnchecked, type ParseOptions } from './policy.js';
 import { PolicyEngine } from './engine.js';
 import type { PolicyNode } from './types.js';
 import { MAX_HUJSON_DEPTH, parseHujson, toPlain } from './hujson.js';
 import { listTestdata, readTestdata } from './test-support.js';
-
-/** fast-check parameters: FUZZ_RUNS × weight runs, FUZZ_SEED and FUZZ_PATH to replay a failure. */
-function fuzzParams(weight = 1): fc.Parameters<unknown> {
-  const env = (name: string): number | undefined => {
-    const v = process.env[name];
-    if (v === undefined || v === '') return undefined;
-    const n = Number(v);
-    if (!Number.isInteger(n)) throw new Error(`${name} must be an integer, got ${JSON.stringify(v)}`);
-    return n;
-  };
-  const runs = env('FUZZ_RUNS') ?? 100;
-  const seed = env('FUZZ_SEED');
-  const path = process.env.FUZZ_PATH;
-  return {
-    numRuns: Math.max(1, Math.round(runs * weight)),
-    ...(seed !== undefined ? { seed } : {}),
-    ...(path ? { path } : {}),
-  };
-}
 
 /** Largest input, and how long parsing it may take on a loaded 2-core machine. */
 const MAX_INPUT = 64 * 1024;

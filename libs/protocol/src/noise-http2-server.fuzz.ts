@@ -17,6 +17,7 @@ import { createHash } from 'node:crypto';
 import type { ServerHttp2Stream } from 'node:http2';
 import fc from 'fast-check';
 import { configureLogging } from '@switchboard/common';
+import { fuzzParams } from '@switchboard/testing';
 import { memoryDuplexPair } from './testing/memory-duplex.js';
 import { generateMachineKeyPair } from './keys.js';
 import { acceptInitiation, initiate } from './noise/handshake.js';
@@ -34,26 +35,6 @@ import { openControlSession } from './client/dial.js';
 import { initZstd } from './zstd.js';
 
 configureLogging({ level: 'silent' });
-
-/** fast-check parameters: FUZZ_RUNS × weight runs, FUZZ_SEED and FUZZ_PATH to replay a failure. */
-function fuzzParams(weight = 1, timeoutMs?: number): fc.Parameters<unknown> {
-  const env = (name: string): number | undefined => {
-    const v = process.env[name];
-    if (v === undefined || v === '') return undefined;
-    const n = Number(v);
-    if (!Number.isInteger(n)) throw new Error(`${name} must be an integer, got ${JSON.stringify(v)}`);
-    return n;
-  };
-  const runs = env('FUZZ_RUNS') ?? 100;
-  const seed = env('FUZZ_SEED');
-  const path = process.env.FUZZ_PATH;
-  return {
-    numRuns: Math.max(1, Math.round(runs * weight)),
-    ...(seed !== undefined ? { seed } : {}),
-    ...(path ? { path } : {}),
-    ...(timeoutMs ? { timeout: timeoutMs } : {}),
-  };
-}
 
 /** A run that hangs (a session that never closes, an answer that never comes) fails after this. */
 const RUN_TIMEOUT_MS = 8000;

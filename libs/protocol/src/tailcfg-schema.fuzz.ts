@@ -14,27 +14,9 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { SwitchboardError, ValidationError } from '@switchboard/common';
+import { fuzzParams } from '@switchboard/testing';
 import samples from '../testdata/go-messages.json' with { type: 'json' };
 import { LIMITS, parseMapRequest, parseRegisterRequest } from './tailcfg-schema.js';
-
-/** fast-check parameters: FUZZ_RUNS × weight runs, FUZZ_SEED and FUZZ_PATH to replay a failure. */
-function fuzzParams(weight = 1): fc.Parameters<unknown> {
-  const env = (name: string): number | undefined => {
-    const v = process.env[name];
-    if (v === undefined || v === '') return undefined;
-    const n = Number(v);
-    if (!Number.isInteger(n)) throw new Error(`${name} must be an integer, got ${JSON.stringify(v)}`);
-    return n;
-  };
-  const runs = env('FUZZ_RUNS') ?? 100;
-  const seed = env('FUZZ_SEED');
-  const path = process.env.FUZZ_PATH;
-  return {
-    numRuns: Math.max(1, Math.round(runs * weight)),
-    ...(seed !== undefined ? { seed } : {}),
-    ...(path ? { path } : {}),
-  };
-}
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 

@@ -1,7 +1,8 @@
 /**
  * Test building blocks for integration tests against the real local services: a scratch Postgres
- * database per test file (created from the `test` database, dropped afterwards), polling helpers and
- * a logger that stays quiet unless TEST_LOG is set.
+ * database per test file (created from the `test` database, dropped afterwards), polling helpers,
+ * a logger that stays quiet unless TEST_LOG is set, a logger that records its lines, and the fuzz
+ * tier's fast-check parameters.
  */
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
@@ -80,3 +81,5 @@ export async function waitFor<T>(
 }
 export { TcpProxy } from './tcp-proxy.js';
 export { countingBus, type CountingBus } from './counting-bus.js';
+export { capturingLogger, type CapturingLoggerOptions, type LogLine } from './capturing-logger.js';
+export { fuzzParams, type FuzzParams } from './fuzz-params.js';

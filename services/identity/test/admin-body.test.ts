@@ -12,8 +12,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInProcessBus, type Bus } from '@switchboard/bus';
 import { openDb, type Db } from '@switchboard/db';
-import type { LogFields, Logger, LogLevel } from '@switchboard/common';
-import { scratchDatabase, testLogger, type ScratchDatabase } from '@switchboard/testing';
+import {
+  capturingLogger,
+  scratchDatabase,
+  testLogger,
+  type LogLine,
+  type ScratchDatabase,
+} from '@switchboard/testing';
 import { AdminServer, IdentityRuntime } from '../src/index.js';
 import { MAX_ADMIN_BODY_BYTES, MAX_ADMIN_JSON_DEPTH } from '../src/admin/admin.body.js';
 
@@ -21,23 +26,6 @@ interface Reply {
   status: number;
   body: string;
   json: { error?: { code?: string; message?: string; hint?: string } } & Record<string, unknown>;
-}
-
-function capturingLogger(lines: { level: LogLevel; msg: string; fields: LogFields }[]): Logger {
-  const log =
-    (level: LogLevel) =>
-    (msg: string, fields: LogFields = {}): void => {
-      lines.push({ level, msg, fields });
-    };
-  const l: Logger = {
-    debug: log('debug'),
-    info: log('info'),
-    warn: log('warn'),
-    error: log('error'),
-    child: () => l,
-    isLevelEnabled: () => true,
-  };
-  return l;
 }
 
 /** One request over the unix socket; `chunked` sends the body without Content-Length. */
@@ -87,7 +75,7 @@ describe('admin API request bodies', () => {
   let admin: AdminServer;
   let dir: string;
   let sock: string;
-  const lines: { level: LogLevel; msg: string; fields: LogFields }[] = [];
+  const lines: LogLine[] = [];
   const logger = testLogger('admin-body-test');
 
   before(async () => {

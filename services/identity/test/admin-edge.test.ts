@@ -12,34 +12,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInProcessBus, type Bus } from '@switchboard/bus';
 import { openDb, type Db } from '@switchboard/db';
-import type { LogFields, Logger, LogLevel } from '@switchboard/common';
-import { scratchDatabase, testLogger, type ScratchDatabase } from '@switchboard/testing';
+import {
+  capturingLogger,
+  scratchDatabase,
+  testLogger,
+  type LogLine,
+  type ScratchDatabase,
+} from '@switchboard/testing';
 import { AdminServer, IdentityRuntime } from '../src/index.js';
 import { listenPrivateSocket } from '../src/admin/admin.socket.js';
-
-interface Line {
-  level: LogLevel;
-  msg: string;
-  fields: LogFields;
-}
-
-/** A logger that keeps every line, so the test can count them. */
-function capturingLogger(lines: Line[]): Logger {
-  const log =
-    (level: LogLevel) =>
-    (msg: string, fields: LogFields = {}): void => {
-      lines.push({ level, msg, fields });
-    };
-  const l: Logger = {
-    debug: log('debug'),
-    info: log('info'),
-    warn: log('warn'),
-    error: log('error'),
-    child: () => l,
-    isLevelEnabled: () => true,
-  };
-  return l;
-}
 
 interface Reply {
   status: number;
@@ -98,7 +79,7 @@ describe('admin API edges', () => {
   let port: number;
   let key: string;
   let clockOffset = 0;
-  const lines: Line[] = [];
+  const lines: LogLine[] = [];
   const logger = testLogger('admin-edge-test');
   const previousUmask = process.umask(0o022);
   let socketModeAtListen: number | undefined;
@@ -135,7 +116,7 @@ describe('admin API edges', () => {
     process.umask(previousUmask);
   });
 
-  const blockLines = (source: string): Line[] =>
+  const blockLines = (source: string): LogLine[] =>
     lines.filter((l) => l.msg.includes('too many failed API-key attempts') && l.fields.source === source);
 
   test('50 wrong keys from one source: 10 answered 401, then 429 with Retry-After, logged once', async () => {

@@ -17,9 +17,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInProcessBus, type Bus, type Subscription } from '@switchboard/bus';
 import { openDb, type Db } from '@switchboard/db';
-import { SwitchboardError, type LogFields, type Logger, type LogLevel } from '@switchboard/common';
+import { SwitchboardError } from '@switchboard/common';
 import { policy, serveRpc } from '@switchboard/contracts';
-import { scratchDatabase, testLogger, type ScratchDatabase } from '@switchboard/testing';
+import {
+  capturingLogger,
+  scratchDatabase,
+  testLogger,
+  type LogLine,
+  type ScratchDatabase,
+} from '@switchboard/testing';
 import { AdminServer, IdentityRuntime } from '../src/index.js';
 
 /** libs/policy's MAX_HUJSON_DEPTH (identity does not depend on libs/policy). */
@@ -29,23 +35,6 @@ interface Reply {
   status: number;
   body: string;
   json: { error?: { code?: string; message?: string; details?: unknown } } & Record<string, unknown>;
-}
-
-function capturingLogger(lines: { level: LogLevel; msg: string; fields: LogFields }[]): Logger {
-  const log =
-    (level: LogLevel) =>
-    (msg: string, fields: LogFields = {}): void => {
-      lines.push({ level, msg, fields });
-    };
-  const l: Logger = {
-    debug: log('debug'),
-    info: log('info'),
-    warn: log('warn'),
-    error: log('error'),
-    child: () => l,
-    isLevelEnabled: () => true,
-  };
-  return l;
 }
 
 function call(socketPath: string, method: string, path: string, body: string): Promise<Reply> {
@@ -80,7 +69,7 @@ describe('admin API: a policy nested past the HuJSON depth limit', () => {
   let dir: string;
   let sock: string;
   const received: string[] = [];
-  const lines: { level: LogLevel; msg: string; fields: LogFields }[] = [];
+  const lines: LogLine[] = [];
   const logger = testLogger('policy-depth-test');
 
   before(async () => {

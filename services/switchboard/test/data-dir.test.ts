@@ -8,32 +8,9 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { LogFields, Logger, LogLevel } from '@switchboard/common';
+import { capturingLogger, type LogLine } from '@switchboard/testing';
 import { serve } from '../src/index.js';
 import { ensurePrivateDataDir } from '../src/assemble.js';
-
-interface Line {
-  level: LogLevel;
-  msg: string;
-  fields: LogFields;
-}
-
-function capturingLogger(lines: Line[]): Logger {
-  const log =
-    (level: LogLevel) =>
-    (msg: string, fields: LogFields = {}): void => {
-      lines.push({ level, msg, fields });
-    };
-  const l: Logger = {
-    debug: log('debug'),
-    info: log('info'),
-    warn: log('warn'),
-    error: log('error'),
-    child: () => l,
-    isLevelEnabled: () => true,
-  };
-  return l;
-}
 
 const mode = (p: string): number => statSync(p).mode & 0o777;
 
@@ -45,7 +22,7 @@ describe('DATA_DIR permissions', () => {
     rmSync(root, { recursive: true, force: true });
   });
 
-  async function start(dataDir: string, lines: Line[]): Promise<() => Promise<void>> {
+  async function start(dataDir: string, lines: LogLine[]): Promise<() => Promise<void>> {
     const srv = await serve({
       inMemory: true,
       logger: capturingLogger(lines),
@@ -58,7 +35,7 @@ describe('DATA_DIR permissions', () => {
     const dataDir = join(root, 'loose');
     mkdirSync(dataDir, { mode: 0o755 });
     chmodSync(dataDir, 0o755);
-    const lines: Line[] = [];
+    const lines: LogLine[] = [];
     const stop = await start(dataDir, lines);
     try {
       assert.equal(mode(dataDir), 0o700);
@@ -78,7 +55,7 @@ describe('DATA_DIR permissions', () => {
 
   test('a missing DATA_DIR (and its missing parents) is created 0700 without a warning', () => {
     const dataDir = join(root, 'new', 'nested');
-    const lines: Line[] = [];
+    const lines: LogLine[] = [];
     ensurePrivateDataDir(dataDir, capturingLogger(lines));
     assert.equal(mode(dataDir), 0o700);
     assert.equal(mode(join(root, 'new')), 0o700);

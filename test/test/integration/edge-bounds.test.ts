@@ -16,30 +16,8 @@ import { join } from 'node:path';
 import type { ClientHttp2Stream } from 'node:http2';
 import { adminCall, serve, type RunningServer } from '@switchboard/switchboard';
 import { dialNoise, fetchServerKey, type MachinePublic, type NoiseConn } from '@switchboard/protocol';
-import type { LogFields, Logger, LogLevel } from '@switchboard/common';
+import { capturingLogger, type LogLine } from '@switchboard/testing';
 import { SimNode } from '../../src/sim-node.js';
-
-interface Line {
-  level: LogLevel;
-  msg: string;
-  fields: LogFields;
-}
-
-function capturingLogger(lines: Line[], base: LogFields = {}): Logger {
-  const log =
-    (level: LogLevel) =>
-    (msg: string, fields: LogFields = {}): void => {
-      lines.push({ level, msg, fields: { ...base, ...fields } });
-    };
-  return {
-    debug: () => undefined,
-    info: log('info'),
-    warn: log('warn'),
-    error: log('error'),
-    child: (_name: string, fields?: LogFields) => capturingLogger(lines, { ...base, ...fields }),
-    isLevelEnabled: (l) => l !== 'debug',
-  };
-}
 
 const PER_SOURCE = 40;
 const PREFACE_MS = 400;
@@ -101,7 +79,7 @@ describe(
     let url: string;
     let key: string;
     let serverPublic: MachinePublic;
-    const lines: Line[] = [];
+    const lines: LogLine[] = [];
     const nodes: SimNode[] = [];
     const conns: NoiseConn[] = [];
 
@@ -165,7 +143,7 @@ describe(
       dir = mkdtempSync(join(tmpdir(), 'sb-edge-bounds-'));
       srv = await serve({
         inMemory: true,
-        logger: capturingLogger(lines),
+        logger: capturingLogger(lines, {}, { minLevel: 'info' }),
         env: {
           LISTEN_ADDR: '127.0.0.1:0',
           DATA_DIR: dir,

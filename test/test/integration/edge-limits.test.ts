@@ -12,32 +12,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AdminApiError, adminCall, serve, type RunningServer } from '@switchboard/switchboard';
-import { waitFor } from '@switchboard/testing';
-import type { LogFields, Logger, LogLevel } from '@switchboard/common';
+import { capturingLogger, waitFor, type LogLine } from '@switchboard/testing';
 import { SimNode } from '../../src/sim-node.js';
-
-interface Line {
-  level: LogLevel;
-  msg: string;
-  fields: LogFields;
-}
-
-function capturingLogger(lines: Line[]): Logger {
-  const log =
-    (level: LogLevel) =>
-    (msg: string, fields: LogFields = {}): void => {
-      lines.push({ level, msg, fields });
-    };
-  const l: Logger = {
-    debug: log('debug'),
-    info: log('info'),
-    warn: log('warn'),
-    error: log('error'),
-    child: () => l,
-    isLevelEnabled: () => true,
-  };
-  return l;
-}
 
 /** Nothing from inside the server: no stack frames, no JS engine messages. */
 function assertNoLeak(text: string): void {
@@ -52,7 +28,7 @@ describe('edge limits: JSON depth, Hostinfo fields, route prefixes', () => {
   let url: string;
   let key: string;
   const nodes: SimNode[] = [];
-  const lines: Line[] = [];
+  const lines: LogLine[] = [];
 
   const admin = (method: string, path: string, body?: unknown) =>
     adminCall({ socketPath: srv.adminSocket }, method, path, body);

@@ -12,6 +12,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { fuzzParams } from '@switchboard/testing';
 import { ProtocolError } from '../errors.js';
 import { generateMachineKeyPair } from '../keys.js';
 import { memoryDuplexPair } from '../testing/memory-duplex.js';
@@ -19,25 +20,6 @@ import { MAX_EARLY_PAYLOAD_LEN, parseEarlyPayloadJson } from '../early-payload.j
 import { acceptInitiation, initiate, type NoiseSession } from './handshake.js';
 import { MAX_FRAME_SIZE, MAX_PLAINTEXT_SIZE } from './messages.js';
 import { NoiseConn } from './noise-conn.js';
-
-/** fast-check parameters: FUZZ_RUNS × weight runs, FUZZ_SEED and FUZZ_PATH to replay a failure. */
-function fuzzParams(weight = 1): fc.Parameters<unknown> {
-  const env = (name: string): number | undefined => {
-    const v = process.env[name];
-    if (v === undefined || v === '') return undefined;
-    const n = Number(v);
-    if (!Number.isInteger(n)) throw new Error(`${name} must be an integer, got ${JSON.stringify(v)}`);
-    return n;
-  };
-  const runs = env('FUZZ_RUNS') ?? 100;
-  const seed = env('FUZZ_SEED');
-  const path = process.env.FUZZ_PATH;
-  return {
-    numRuns: Math.max(1, Math.round(runs * weight)),
-    ...(seed !== undefined ? { seed } : {}),
-    ...(path ? { path } : {}),
-  };
-}
 
 /** Collects uncaught exceptions and unhandled rejections while a run is in progress. */
 function watchUncaught(): { errors: unknown[]; stop: () => void } {

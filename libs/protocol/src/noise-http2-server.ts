@@ -178,7 +178,11 @@ export class NoiseHttp2Server {
       this.opts.onLimit?.(reason, peer);
       peer.log.warn(LIMIT_MESSAGES[reason], { reason, remoteAddress: peer.remoteAddress, ...fields });
       // destroy, not close: a graceful close would wait for a hostile peer to finish.
-      session.destroy(undefined, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      // GOAWAY ENHANCE_YOUR_CALM. The error must be given: destroy(undefined, code) sends NO_ERROR.
+      session.destroy(
+        new ProtocolError('noise_closed', LIMIT_MESSAGES[reason]),
+        http2.constants.NGHTTP2_ENHANCE_YOUR_CALM,
+      );
     };
     const timers: NodeJS.Timeout[] = [];
     const later = (ms: number, f: () => void): NodeJS.Timeout => {

@@ -110,10 +110,11 @@ describe(
       new Promise((r) => (c.destroyed ? r() : c.once('close', () => r())));
 
     /** Writes frames after the client preface; resolves when the server has closed the connection. */
-    async function flood(frames: (i: number) => Buffer, count: number): Promise<{ closedAfterMs: number }> {
+    async function flood(frames: (i: number) => Buffer, count: number): Promise<{ goawayCode?: number }> {
       const conn = await rawNoise();
+      let received = Buffer.alloc(0);
+      conn.on('data', (d: Buffer) => (received = Buffer.concat([received, d])));
       const done = closed(conn);
-      const start = Date.now();
       conn.write(Buffer.concat([PREFACE, SETTINGS()]));
       for (let i = 0; i < count && !conn.destroyed; i += 100) {
         const batch: Buffer[] = [];
@@ -127,7 +128,11 @@ describe(
           setTimeout(() => rej(new Error('flood connection still open after 10 s')), 10_000),
         ),
       ]);
-      return { closedAfterMs: Date.now() - start };
+      // The server's frames: find its GOAWAY and read the error code.
+      for (let off = 0; off + 9 <= received.length; off += 9 + received.readUIntBE(off, 3))
+        if (received[off + 3] === 7 && off + 17 <= received.length)
+          return { goawayCode: received.readUInt32BE(off + 13) };
+      return {};
     }
 
     async function joinNode(name: string): Promise<SimNode> {
@@ -311,20 +316,23 @@ describe(
 
     test('a PING flood closes the connection', async () => {
       const before = await hits('ping_flood');
-      await flood(PING, 10_000);
+      const { goawayCode } = await flood(PING, 10_000);
+      assert.equal(goawayCode, 11, 'the server says GOAWAY ENHANCE_YOUR_CALM');
       assert.equal((await hits('ping_flood')) - before, 1);
     });
 
     test('a SETTINGS flood closes the connection', async () => {
       const before = await hits('settings_flood');
-      await flood(() => SETTINGS(), 10_000);
+      const { goawayCode } = await flood(() => SETTINGS(), 10_000);
+      assert.equal(goawayCode, 11, 'the server says GOAWAY ENHANCE_YOUR_CALM');
       assert.equal((await hits('settings_flood')) - before, 1);
     });
 
     test('rapid reset (HEADERS then RST_STREAM, over and over) closes the connection, with a few log lines', async () => {
       const before = await hits('reset_flood');
       const linesBefore = lines.length;
-      await flood((i) => Buffer.concat([HEADERS(2 * i + 1), RST(2 * i + 1)]), 10_000);
+      const { goawayCode } = await flood((i) => Buffer.concat([HEADERS(2 * i + 1), RST(2 * i + 1)]), 10_000);
+      assert.equal(goawayCode, 11, 'the server says GOAWAY ENHANCE_YOUR_CALM');
       assert.equal((await hits('reset_flood')) - before, 1);
       const logged = lines.length - linesBefore;
       assert.ok(logged <= 12, `one connection made the server log ${logged} lines`);

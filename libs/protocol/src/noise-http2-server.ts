@@ -172,17 +172,25 @@ export class NoiseHttp2Server {
 
   /** Timeouts and flood limits for one session (see the options). */
   private bound(session: ServerHttp2Session, peer: NoisePeer): void {
+    let cutting = false;
     const cut = (reason: Http2LimitReason, fields: Record<string, unknown> = {}): void => {
-      if (session.destroyed) return;
+      if (session.destroyed || cutting) return;
+      cutting = true;
       this.limitHits[reason]++;
       this.opts.onLimit?.(reason, peer);
       peer.log.warn(LIMIT_MESSAGES[reason], { reason, remoteAddress: peer.remoteAddress, ...fields });
-      // destroy, not close: a graceful close would wait for a hostile peer to finish.
-      // GOAWAY ENHANCE_YOUR_CALM. The error must be given: destroy(undefined, code) sends NO_ERROR.
-      session.destroy(
-        new ProtocolError('noise_closed', LIMIT_MESSAGES[reason]),
-        http2.constants.NGHTTP2_ENHANCE_YOUR_CALM,
-      );
+      // GOAWAY ENHANCE_YOUR_CALM first, as its own frame: a session destroyed straight away sends
+      // none on Node 24. Then destroy (not close: a graceful close waits for a hostile peer) once it
+      // has had a moment to go out.
+      session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      const t = setTimeout(() => {
+        if (!session.destroyed)
+          session.destroy(
+            new ProtocolError('noise_closed', LIMIT_MESSAGES[reason]),
+            http2.constants.NGHTTP2_ENHANCE_YOUR_CALM,
+          );
+      }, 50);
+      t.unref();
     };
     const timers: NodeJS.Timeout[] = [];
     const later = (ms: number, f: () => void): NodeJS.Timeout => {

@@ -349,6 +349,9 @@ describe(
         LOG_LEVEL: 'warn',
         EDGE_MAX_CONNECTIONS_PER_SOURCE: '0',
         EDGE_PREFACE_TIMEOUT_MS: String(PREFACE_MS),
+        // As deploy/ recommends for production: with glibc's default of 8 arenas per core, memory
+        // freed after a burst stays mapped (RSS +10-20% after a full GC); with 2 it is returned.
+        MALLOC_ARENA_MAX: process.env.SOAK_MALLOC_ARENA_MAX ?? '2',
       };
       // The inspector (loopback, random port) lets the test force a full GC in the server.
       const proc = spawn(
@@ -525,7 +528,14 @@ describe(
             `responses ${JSON.stringify(Object.fromEntries(statuses))}`,
         );
         assert.equal(opened.length, MAP_CONNS * STREAMS_PER_CONN);
-        assert.equal(statuses.get('200'), opened.length, JSON.stringify(Object.fromEntries(statuses)));
+        // Every request is answered 200, or superseded and reset (CANCEL) before its 200 reached
+        // the client: a newer stream of the same node wins, which is the behaviour under test.
+        const superseded = statuses.get('closed before a response (rst 8)') ?? 0;
+        assert.equal(
+          (statuses.get('200') ?? 0) + superseded,
+          opened.length,
+          JSON.stringify(Object.fromEntries(statuses)),
+        );
         await until(
           'the superseded streams to be closed',
           () => opened.filter((s) => s.closed || s.destroyed).length >= opened.length - 1,
@@ -584,7 +594,12 @@ describe(
             `${r.error ? `, client error ${r.error}` : ''}), edge ${k.reason} hits +${counted}`,
         );
         assert.ok(r.goaway !== undefined || r.fin, `${k.reason}: the connection ended without GOAWAY or FIN`);
-        if (k.counted) assert.equal(counted, 1, `${k.reason}: the edge's limit did not close it`);
+        // A burst of over 1,000 resets inside one read can trip nghttp2's own rapid-reset limit
+        // (GOAWAY INTERNAL_ERROR, seen on Node 24) before node:http2 emits a single 'stream': that
+        // is a bound closing the connection too. edge-bounds.test.ts asserts the edge's own limit.
+        const byNghttp2 = k.reason === 'reset_flood' && r.goaway === 'INTERNAL_ERROR';
+        if (k.counted && !byNghttp2)
+          assert.equal(counted, 1, `${k.reason}: the edge's limit did not close it`);
       }
       raw.splice(0).forEach((c) => c.destroy());
       await settle('3. floods');

@@ -7,9 +7,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { constants as h2constants } from 'node:http2';
 import type * as http2 from 'node:http2';
-import { isIPv6, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { errorMessage, LimitedLogger, type Logger, SwitchboardError } from '@switchboard/common';
+import { errorMessage, LimitedLogger, type Logger, sourceKey, SwitchboardError } from '@switchboard/common';
 import {
   createTs2021UpgradeHandler,
   formatKey,
@@ -68,26 +68,6 @@ export const DEFAULT_EDGE_LIMITS: EdgeLimits = {
 /** Why the edge refused or cut off a client (the `reason` label of the limit metric). */
 export type EdgeLimitReason =
   Http2LimitReason | 'max_connections' | 'max_connections_per_source' | 'max_requests_per_connection';
-
-/** The address a per-source bound counts by: IPv4, or the /64 of an IPv6 address. */
-export function sourceKey(address: string | undefined): string {
-  if (!address) return 'unknown';
-  if (address.startsWith('::ffff:') && address.includes('.')) return address.slice(7);
-  if (!isIPv6(address)) return address;
-  const [head = '', tail] = address.split('::', 2);
-  const left = head ? head.split(':') : [];
-  const right = tail !== undefined && tail !== '' ? tail.split(':') : [];
-  const groups =
-    tail === undefined
-      ? left
-      : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
-  return (
-    groups
-      .slice(0, 4)
-      .map((g) => g.replace(/^0+(?=.)/, '').toLowerCase())
-      .join(':') + '::/64'
-  );
-}
 
 /** Optional endpoints clients may call; answered 501 so they log and continue. */
 const OPTIONAL = new Set([

@@ -9,13 +9,13 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { INestApplication } from '@nestjs/common';
 import type { Bus } from '@switchboard/bus';
-import type { Logger } from '@switchboard/common';
+import { sourceKey, type Logger } from '@switchboard/common';
 import type { IdentityService } from '../identity.service.js';
 import { ACTOR_HEADER, ADMIN_BUS, ADMIN_IDENTITY, AdminController } from './admin.controller.js';
 import { AdminExceptionFilter } from './admin.errors.js';
 import { AdminMetrics, type AuthFailureReason } from './admin.metrics.js';
 import { listenPrivateSocket } from './admin.socket.js';
-import { AuthFailureLimiter, sourceKey, type AttemptTicket } from './auth-rate-limit.js';
+import { AuthFailureLimiter, type AttemptTicket } from './auth-rate-limit.js';
 
 @Module({})
 class AdminModule {

@@ -17,7 +17,7 @@ import { createHash } from 'node:crypto';
 import type { ServerHttp2Stream } from 'node:http2';
 import fc from 'fast-check';
 import { configureLogging } from '@switchboard/common';
-import { fuzzParams } from '@switchboard/testing';
+import { fuzzParams, watchUncaught } from '@switchboard/testing';
 import { memoryDuplexPair } from './testing/memory-duplex.js';
 import { generateMachineKeyPair } from './keys.js';
 import { acceptInitiation, initiate } from './noise/handshake.js';
@@ -38,21 +38,6 @@ configureLogging({ level: 'silent' });
 
 /** A run that hangs (a session that never closes, an answer that never comes) fails after this. */
 const RUN_TIMEOUT_MS = 8000;
-
-/** Collects uncaught exceptions and unhandled rejections while a run is in progress. */
-function watchUncaught(): { errors: unknown[]; stop: () => void } {
-  const errors: unknown[] = [];
-  const onErr = (err: unknown): void => void errors.push(err);
-  process.on('uncaughtException', onErr);
-  process.on('unhandledRejection', onErr);
-  return {
-    errors,
-    stop: () => {
-      process.off('uncaughtException', onErr);
-      process.off('unhandledRejection', onErr);
-    },
-  };
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

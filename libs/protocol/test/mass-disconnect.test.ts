@@ -12,6 +12,7 @@ import * as http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { configureLogging } from '@switchboard/common';
+import { watchUncaught } from '@switchboard/testing';
 import {
   NoiseHttp2Server,
   createTs2021UpgradeHandler,
@@ -32,13 +33,10 @@ let serverSockets: Duplex[] = [];
 let httpServer: http.Server;
 let h2: NoiseHttp2Server;
 let url: string;
-const uncaught: unknown[] = [];
-const onUncaught = (err: unknown): void => {
-  uncaught.push(err);
-};
+let uncaught: ReturnType<typeof watchUncaught>;
 
 before(async () => {
-  process.on('uncaughtException', onUncaught);
+  uncaught = watchUncaught();
   h2 = new NoiseHttp2Server({
     handler: (stream, headers) => {
       if (headers[':path'] === '/hello') {
@@ -73,7 +71,7 @@ before(async () => {
 });
 
 after(async () => {
-  process.off('uncaughtException', onUncaught);
+  uncaught.stop();
   await h2.close(1000);
   httpServer.closeAllConnections();
   await new Promise<void>((r) => httpServer.close(() => r()));
@@ -129,7 +127,7 @@ async function dropAndCheck(drop: (fleet: ControlConnection[]) => void): Promise
   drop(fleet);
   await until('every stream to close', () => activeStreams === 0, 20_000);
   await until('every HTTP/2 session to close', () => h2.sessionCount === 0, 20_000);
-  assert.deepEqual(uncaught, [], 'nothing may be thrown into the event loop');
+  assert.deepEqual(uncaught.errors, [], 'nothing may be thrown into the event loop');
   const c = await dial();
   const s = c.session.request({ ':method': 'GET', ':path': '/hello' });
   s.end();

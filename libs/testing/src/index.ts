@@ -83,3 +83,4 @@ export { TcpProxy } from './tcp-proxy.js';
 export { countingBus, type CountingBus } from './counting-bus.js';
 export { capturingLogger, type CapturingLoggerOptions, type LogLine } from './capturing-logger.js';
 export { fuzzParams, type FuzzParams } from './fuzz-params.js';
+export { watchUncaught } from './watch-uncaught.js';

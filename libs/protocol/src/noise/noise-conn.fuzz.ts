@@ -12,7 +12,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { fuzzParams } from '@switchboard/testing';
+import { fuzzParams, watchUncaught } from '@switchboard/testing';
 import { ProtocolError } from '../errors.js';
 import { generateMachineKeyPair } from '../keys.js';
 import { memoryDuplexPair } from '../testing/memory-duplex.js';
@@ -20,21 +20,6 @@ import { MAX_EARLY_PAYLOAD_LEN, parseEarlyPayloadJson } from '../early-payload.j
 import { acceptInitiation, initiate, type NoiseSession } from './handshake.js';
 import { MAX_FRAME_SIZE, MAX_PLAINTEXT_SIZE } from './messages.js';
 import { NoiseConn } from './noise-conn.js';
-
-/** Collects uncaught exceptions and unhandled rejections while a run is in progress. */
-function watchUncaught(): { errors: unknown[]; stop: () => void } {
-  const errors: unknown[] = [];
-  const onErr = (err: unknown): void => void errors.push(err);
-  process.on('uncaughtException', onErr);
-  process.on('unhandledRejection', onErr);
-  return {
-    errors,
-    stop: () => {
-      process.off('uncaughtException', onErr);
-      process.off('unhandledRejection', onErr);
-    },
-  };
-}
 
 function sessions(): { client: NoiseSession; server: NoiseSession } {
   const server = generateMachineKeyPair();

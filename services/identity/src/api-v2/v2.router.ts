@@ -67,7 +67,13 @@ export class ApiV2Router {
   /** True when the request is the API's (it is then answered). */
   handle(req: IncomingMessage, res: ServerResponse, opts: { local?: boolean } = {}): boolean {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
-    if (this.d.extra?.(req, res)) return true;
+    try {
+      if (this.d.extra?.(req, res)) return true;
+    } catch (err) {
+      this.d.logger.error('admin API extra route failed', { err, url: req.url });
+      sendError(res, err, '');
+      return true;
+    }
     if (path !== '/api/v2' && !path.startsWith('/api/v2/')) return false;
     const requestId = headerText(req.headers['x-request-id']) || randomUUID();
     this.serve(req, res, path, requestId, opts.local === true).catch((err: unknown) => {

@@ -41,6 +41,8 @@ export interface RunningServer {
   url: string;
   port: number;
   adminSocket: string;
+  /** ADMIN_LISTEN's bound address, when set. */
+  adminTcp: { host: string; port: number } | undefined;
   bus: Bus;
   db: Db;
   fanout: NetmapFanoutRuntime;
@@ -136,7 +138,18 @@ export async function serve(opts: ServeOptions = {}): Promise<RunningServer> {
 
     const boundPort = fanout.edge.boundPort;
     const url = cfg.SERVER_URL ?? defaultServerUrl(boundPort);
-    return { url, port: boundPort, adminSocket, bus, db, fanout, keyRegistry, identity, stop: stopAll };
+    return {
+      url,
+      port: boundPort,
+      adminSocket,
+      adminTcp: admin.tcpAddress,
+      bus,
+      db,
+      fanout,
+      keyRegistry,
+      identity,
+      stop: stopAll,
+    };
   } catch (err) {
     await stopAll();
     throw err;

@@ -51,8 +51,8 @@ export function renderDevice(
   n: NodeRecord,
   ctx: { domain: string; loginOf: (userId: number | null) => string; all: boolean },
 ): z.infer<typeof DeviceSchema> {
-  const hi = (n.hostinfo ?? {}) as Record<string, unknown>;
-  const str = (k: string): string => (typeof hi[k] === 'string' ? (hi[k] as string) : '');
+  const hi = n.hostinfo ?? {};
+  const str = (k: string): string => (typeof hi[k] === 'string' ? hi[k] : '');
   const d: z.infer<typeof DeviceSchema> = {
     addresses: [n.ipv4, n.ipv6],
     id: String(n.id),
@@ -111,7 +111,9 @@ function matchesFilters(dev: Record<string, unknown>, filters: Record<string, st
     const have = dev[k];
     if (Array.isArray(have)) {
       if (!v.split(',').every((x) => have.includes(x))) return false;
-    } else if (have === undefined || typeof have === 'object' || String(have) !== v) return false;
+    } else if (typeof have !== 'string' && typeof have !== 'number' && typeof have !== 'boolean')
+      return false;
+    else if (String(have) !== v) return false;
   }
   return true;
 }
@@ -142,6 +144,10 @@ const EXAMPLE_DEVICE = {
 };
 
 export function deviceRoutes(d: V2Deps): ApiRoute[] {
+  return [...deviceRoutesTagsKeysRoutesasic(d), ...deviceRoutesTagsKeysRoutes(d)];
+}
+
+function deviceRoutesTagsKeysRoutesasic(d: V2Deps): ApiRoute[] {
   const setFields = async (
     nodeId: number,
     f: Omit<z.input<typeof keyRegistry.SetNodeFields.request>, 'nodeId'>,
@@ -246,6 +252,15 @@ export function deviceRoutes(d: V2Deps): ApiRoute[] {
         };
       },
     }),
+  ];
+}
+
+function deviceRoutesTagsKeysRoutes(d: V2Deps): ApiRoute[] {
+  const setFields = async (
+    nodeId: number,
+    f: Omit<z.input<typeof keyRegistry.SetNodeFields.request>, 'nodeId'>,
+  ) => (await callRpc(d.bus, keyRegistry.SetNodeFields, { nodeId, ...f })).node;
+  return [
     route({
       method: 'POST',
       path: '/api/v2/device/{deviceId}/tags',

@@ -49,6 +49,10 @@ async function change(
 }
 
 export function dnsRoutes(d: V2Deps): ApiRoute[] {
+  return [...dnsServerRoutes(d), ...dnsSearchAndSplitRoutes(d)];
+}
+
+function dnsServerRoutes(d: V2Deps): ApiRoute[] {
   return [
     route({
       method: 'GET',
@@ -113,6 +117,11 @@ export function dnsRoutes(d: V2Deps): ApiRoute[] {
         return { json: { magicDNS: r.magicDns } };
       },
     }),
+  ];
+}
+
+function dnsSearchAndSplitRoutes(d: V2Deps): ApiRoute[] {
+  return [
     route({
       method: 'GET',
       path: '/api/v2/tailnet/{tailnet}/dns/searchpaths',

@@ -203,6 +203,10 @@ const EXAMPLE_AUTH_KEY = {
 };
 
 export function keyRoutes(d: V2Deps): ApiRoute[] {
+  return [...keyCreateRoutes(d), ...keyManageRoutes(d)];
+}
+
+function keyCreateRoutes(d: V2Deps): ApiRoute[] {
   return [
     route({
       method: 'POST',
@@ -300,6 +304,11 @@ export function keyRoutes(d: V2Deps): ApiRoute[] {
         };
       },
     }),
+  ];
+}
+
+function keyManageRoutes(d: V2Deps): ApiRoute[] {
+  return [
     route({
       method: 'GET',
       path: '/api/v2/tailnet/{tailnet}/keys',

@@ -189,7 +189,10 @@ export class V2Repository {
       nameservers: row.nameservers,
       searchPaths: row.search_paths,
       magicDns: row.magic_dns,
-      splitDns: typeof row.split_dns === 'string' ? JSON.parse(row.split_dns) : row.split_dns,
+      splitDns:
+        typeof row.split_dns === 'string'
+          ? (JSON.parse(row.split_dns) as Record<string, string[]>)
+          : row.split_dns,
       version: Number(row.version),
     };
   }

@@ -77,7 +77,9 @@ export class ApiV2Router {
     if (path !== '/api/v2' && !path.startsWith('/api/v2/')) return false;
     const requestId = headerText(req.headers['x-request-id']) || randomUUID();
     this.serve(req, res, path, requestId, opts.local === true).catch((err: unknown) => {
-      this.d.logger.error('admin API v2 request failed', { err, url: req.url, requestId });
+      const status = err instanceof SwitchboardError ? statusForCode(err.code) : 500;
+      if (status >= 500) this.d.logger.error('admin API v2 request failed', { err, url: req.url, requestId });
+      else this.d.logger.info('admin API v2 request refused', { status, err, url: req.url, requestId });
       if (!res.headersSent) sendError(res, err, requestId);
       else res.destroy();
     });

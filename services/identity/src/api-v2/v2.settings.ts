@@ -47,7 +47,7 @@ const repo = new V2Repository();
 
 export async function tailnetSettings(d: V2Deps, tailnetId: number): Promise<TailnetSettings> {
   const stored = await repo.settings(d.db, tailnetId);
-  return { ...DEFAULT_SETTINGS, ...(stored ?? {}) } as TailnetSettings;
+  return { ...DEFAULT_SETTINGS, ...(stored ?? {}) };
 }
 
 export function settingsRoutes(d: V2Deps): ApiRoute[] {

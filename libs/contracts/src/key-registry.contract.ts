@@ -154,3 +154,22 @@ export const SetApprovedRoutes = defineRpc(
   z.object({ nodeId: z.number().int().positive(), routes: z.array(z.string().max(64)).max(1000) }),
   z.object({ node: NodeRecordSchema }),
 );
+
+/**
+ * Admin edits of one node (API v2): authorize or deauthorize the machine, rename it (the MagicDNS
+ * label; empty = back to its hostname), set or clear its key expiry (null = never expires).
+ */
+export const SetNodeFields = defineRpc(
+  'keyreg.v1.set-node-fields',
+  z.object({
+    nodeId: z.number().int().positive(),
+    machineAuthorized: z.boolean().optional(),
+    givenName: z
+      .string()
+      .max(63)
+      .regex(/^([a-z0-9]([a-z0-9-]*[a-z0-9])?)?$/, 'a DNS label: lower-case letters, digits and "-"')
+      .optional(),
+    keyExpiry: isoTime.nullable().optional(),
+  }),
+  z.object({ node: NodeRecordSchema }),
+);

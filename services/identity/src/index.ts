@@ -4,3 +4,7 @@ export * from './identity.runtime.js';
 export * from './identity.module.js';
 export * from './admin/admin.server.js';
 export { statusForCode } from './admin/admin.errors.js';
+export { ApiV2, OPENAPI_PATH } from './api-v2/v2.api.js';
+export type { DocumentedRoute } from './api-v2/v2.openapi.js';
+export { AuditLog } from './audit/audit.service.js';
+export { decideAccess, type Principal, type RouteAccess } from './roles/roles.js';

@@ -24,6 +24,7 @@ export function bindKeyRegistry(bus: Bus, svc: KeyRegistryService, log: Logger):
       node: await nodes.setApprovedRoutes(req.nodeId, req.routes),
     })),
     serveRpc(bus, keyRegistry.ApproveNode, Q, async (req) => ({ node: await nodes.approveNode(req.nodeId) })),
+    serveRpc(bus, keyRegistry.SetNodeFields, Q, async (req) => ({ node: await nodes.setNodeFields(req) })),
     serveRpc(bus, keyRegistry.Snapshot, Q, () => nodes.snapshot()),
     serveRpc(bus, keyRegistry.CreatePreAuthKey, Q, (req) => keys.create(req)),
     serveRpc(bus, keyRegistry.ListPreAuthKeys, Q, async (req) => ({

@@ -2,6 +2,7 @@
  * Assembles one netmap-fanout replica: read model + sync, fan-out engine, control handlers, the
  * client edge, and the cross-replica broadcasts (stream claims, presence).
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
 import type { Bus, Subscription } from '@switchboard/bus';
 import type { Logger } from '@switchboard/common';
@@ -32,6 +33,8 @@ export interface FanoutRuntimeOptions {
   derpMap: DERPMap;
   host: string;
   port: number;
+  /** More plain-HTTP routes on the client port (the admin API v2 in one-process mode); true when handled. */
+  httpRoutes?: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
 }
 
 export class NetmapFanoutRuntime {
@@ -112,7 +115,7 @@ export class NetmapFanoutRuntime {
           res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(this.metrics());
           return true;
         }
-        return false;
+        return o.httpRoutes?.(req, res) ?? false;
       },
     });
   }

@@ -3,6 +3,7 @@
  * NATS_URL is set), embedded PGlite (or Postgres when DATABASE_URL is set) and an in-memory stream
  * registry (or Redis when REDIS_URL is set), plus the admin API on a unix socket.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { createLogger, parseConfig, configureLogging, type Logger } from '@switchboard/common';
@@ -40,6 +41,8 @@ export interface RunningServer {
   url: string;
   port: number;
   adminSocket: string;
+  /** ADMIN_LISTEN's bound address, when set. */
+  adminTcp: { host: string; port: number } | undefined;
   bus: Bus;
   db: Db;
   fanout: NetmapFanoutRuntime;
@@ -92,6 +95,9 @@ export async function serve(opts: ServeOptions = {}): Promise<RunningServer> {
     stack.push(() => registry.close());
 
     const { host, port } = splitListen(cfg.LISTEN_ADDR);
+    // API v2 on the client port (where the Go client, Terraform and the operator look), bound once
+    // identity has started.
+    let apiOnEdge: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
     const app = await startNestApp([
       IdentityModule.forRoot({ db, bus, logger: logger.child('identity') }),
       KeyRegistryModule.forRoot({ db, bus, config: krCfg, logger: logger.child('key-registry') }),
@@ -105,6 +111,7 @@ export async function serve(opts: ServeOptions = {}): Promise<RunningServer> {
         derpMap: await loadDerpMap(fCfg),
         host,
         port,
+        httpRoutes: (req, res) => apiOnEdge?.(req, res) ?? false,
       }),
     ]);
     stack.push(() => app.close());
@@ -116,6 +123,10 @@ export async function serve(opts: ServeOptions = {}): Promise<RunningServer> {
     const admin = new AdminServer({
       bus,
       identity: identity.service,
+      apiV2: identity.apiV2,
+      credentials: identity.credentials,
+      audit: identity.audit,
+      serveV2: cfg.API_V2 !== 'off',
       logger: logger.child('admin'),
       socketPath: adminSocket,
       listen: cfg.ADMIN_LISTEN,
@@ -123,10 +134,22 @@ export async function serve(opts: ServeOptions = {}): Promise<RunningServer> {
     });
     await admin.start();
     stack.push(() => admin.stop());
+    if (cfg.API_V2 === 'edge') apiOnEdge = (req, res) => identity.apiV2.handle(req, res);
 
     const boundPort = fanout.edge.boundPort;
     const url = cfg.SERVER_URL ?? defaultServerUrl(boundPort);
-    return { url, port: boundPort, adminSocket, bus, db, fanout, keyRegistry, identity, stop: stopAll };
+    return {
+      url,
+      port: boundPort,
+      adminSocket,
+      adminTcp: admin.tcpAddress,
+      bus,
+      db,
+      fanout,
+      keyRegistry,
+      identity,
+      stop: stopAll,
+    };
   } catch (err) {
     await stopAll();
     throw err;

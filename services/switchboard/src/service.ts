@@ -56,6 +56,10 @@ export async function runService(
           const admin = new AdminServer({
             bus,
             identity: rt.service,
+            apiV2: rt.apiV2,
+            credentials: rt.credentials,
+            audit: rt.audit,
+            serveV2: cfg.API_V2 !== 'off',
             logger: logger.child('admin'),
             socketPath: cfg.ADMIN_SOCKET,
             listen: cfg.ADMIN_LISTEN,

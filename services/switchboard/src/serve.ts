@@ -29,6 +29,7 @@ import { initZstd } from '@switchboard/protocol';
 import { baseConfigSchema } from './config.js';
 import {
   ensurePrivateDataDir,
+  loadLegacyKey,
   loadNoiseKey,
   openBus,
   openDatabase,
@@ -102,6 +103,7 @@ export async function serve(opts: ServeOptions = {}): Promise<RunningServer> {
         config: fCfg,
         registry,
         serverPrivate: loadNoiseKey(cfg, fCfg, logger),
+        legacyPrivate: loadLegacyKey(cfg, fCfg, logger),
         derpMap: await loadDerpMap(fCfg),
         host,
         port,

@@ -30,6 +30,7 @@ import { initZstd } from '@switchboard/protocol';
 import { baseConfigSchema } from './config.js';
 import {
   ensurePrivateDataDir,
+  loadLegacyKey,
   loadNoiseKey,
   openBus,
   openDatabase,
@@ -108,6 +109,7 @@ export async function serve(opts: ServeOptions = {}): Promise<RunningServer> {
         config: fCfg,
         registry,
         serverPrivate: loadNoiseKey(cfg, fCfg, logger),
+        legacyPrivate: loadLegacyKey(cfg, fCfg, logger),
         derpMap: await loadDerpMap(fCfg),
         host,
         port,

@@ -32,6 +32,8 @@ export class ModelSync {
     private readonly bus: Bus,
     private readonly ingress: ViewIngress,
     private readonly log: Logger,
+    /** Called for every event applied (metrics: its commit time). */
+    private readonly onEvent?: (ev: BusEvent) => void,
   ) {
     this.view = new EventView({
       bus,
@@ -127,6 +129,12 @@ export class ModelSync {
       return;
     }
     this.ingress.applyEvent(event);
+    this.onEvent?.(ev);
+  }
+
+  /** Events the log holds that the read model has not applied yet. */
+  lag(): Promise<number> {
+    return this.view.lag();
   }
 
   async stop(): Promise<void> {

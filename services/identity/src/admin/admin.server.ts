@@ -13,6 +13,7 @@ import { sourceKey, type Logger } from '@switchboard/common';
 import type { IdentityService } from '../identity.service.js';
 import { ACTOR_HEADER, ADMIN_BUS, ADMIN_IDENTITY, AdminController } from './admin.controller.js';
 import { AdminExceptionFilter } from './admin.errors.js';
+import { processMetrics } from '@switchboard/metrics';
 import { AdminMetrics, type AuthFailureReason } from './admin.metrics.js';
 import { listenPrivateSocket } from './admin.socket.js';
 import { AuthFailureLimiter, type AttemptTicket } from './auth-rate-limit.js';
@@ -51,6 +52,7 @@ export class AdminServer {
   tcpAddress: { host: string; port: number } | undefined;
   readonly authLimiter: AuthFailureLimiter;
   readonly metrics: AdminMetrics;
+  private unobserve: (() => void) | undefined;
 
   constructor(private readonly o: AdminServerOptions) {
     this.authLimiter = new AuthFailureLimiter({
@@ -65,6 +67,7 @@ export class AdminServer {
   }
 
   async start(): Promise<void> {
+    this.unobserve = this.metrics.observe();
     this.app = await NestFactory.create(AdminModule.forRoot(this.o.bus, this.o.identity), {
       logger: false,
       bodyParser: false,
@@ -200,11 +203,20 @@ export class AdminServer {
   /** `GET /metrics` in the Prometheus text format; true when handled. */
   private serveMetrics(req: IncomingMessage, res: ServerResponse): boolean {
     if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') return false;
-    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(this.metrics.render());
+    const m = processMetrics();
+    m.text().then(
+      (body) => res.writeHead(200, { 'content-type': m.contentType }).end(body),
+      (err: unknown) => {
+        this.o.logger.error('could not render /metrics', { err });
+        res.writeHead(500).end();
+      },
+    );
     return true;
   }
 
   async stop(): Promise<void> {
+    this.unobserve?.();
+    this.unobserve = undefined;
     await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     for (const s of this.servers) s.closeAllConnections();
     await this.app?.close();

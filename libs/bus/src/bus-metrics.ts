@@ -25,7 +25,8 @@ export async function observeRequest<T>(subject: string, send: () => Promise<T>)
     end({ outcome: 'ok' });
     return r;
   } catch (err) {
-    const code = String((err as { code?: unknown }).code ?? 'error');
+    const raw = (err as { code?: unknown }).code;
+    const code = typeof raw === 'string' ? raw : 'error';
     end({ outcome: code });
     requestErrors.inc({ subject, code });
     throw err;

@@ -34,7 +34,7 @@ export class MetricSet {
 
   counter<L extends string = string>(name: string, help: string, labelNames: readonly L[] = []): Counter<L> {
     const existing = this.registry.getSingleMetric(name);
-    if (existing) return this.expect(existing, Counter, name) as Counter<L>;
+    if (existing) return this.expect(existing, Counter, name);
     return new Counter<L>({ name, help, labelNames, registers: [this.registry] });
   }
 
@@ -45,7 +45,7 @@ export class MetricSet {
     buckets: readonly number[] = LATENCY_BUCKETS,
   ): Histogram<L> {
     const existing = this.registry.getSingleMetric(name);
-    if (existing) return this.expect(existing, Histogram, name) as Histogram<L>;
+    if (existing) return this.expect(existing, Histogram, name);
     return new Histogram<L>({ name, help, labelNames, buckets: [...buckets], registers: [this.registry] });
   }
 

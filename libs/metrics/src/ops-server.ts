@@ -51,7 +51,8 @@ export async function runChecks(
       }
     }),
   );
-  const out: ReadinessReport['checks'] = Object.fromEntries(entries);
+  const out: ReadinessReport['checks'] = {};
+  for (const [name, r] of entries) out[name] = r;
   return { ready: entries.every(([, r]) => r.ok), checks: out };
 }
 
@@ -91,7 +92,7 @@ export class OpsServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0];
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
       return;

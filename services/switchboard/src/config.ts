@@ -42,6 +42,8 @@ export const baseConfigSchema = z.object({
     .int('a whole number of at least 1')
     .min(1, 'a whole number of at least 1')
     .default(10),
+  /** Operators' HTTP listener (`/metrics`, `/healthz`, `/readyz`); unset = off. */
+  METRICS_LISTEN: z.string().optional(),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });
 export type BaseConfig = z.infer<typeof baseConfigSchema>;

@@ -22,7 +22,6 @@ import {
   fanoutConfigSchema,
   loadDerpMap,
   type NetmapFanoutRuntime,
-  type StreamRegistry,
 } from '@switchboard/netmap-fanout';
 import { runtimeOf, startNestApp } from './nest-app.js';
 import { initZstd } from '@switchboard/protocol';
@@ -32,8 +31,10 @@ import {
   loadNoiseKey,
   openBus,
   openDatabase,
-  openStreamRegistry,
+  dependencyChecks,
+  openStreamRegistryWithCheck,
   splitListen,
+  startOps,
 } from './assemble.js';
 
 export interface RunningServer {
@@ -45,6 +46,8 @@ export interface RunningServer {
   fanout: NetmapFanoutRuntime;
   keyRegistry: KeyRegistryRuntime;
   identity: IdentityRuntime;
+  /** Port of the operators' listener (METRICS_LISTEN), when it is on. */
+  opsPort?: number;
   stop(): Promise<void>;
 }
 
@@ -88,7 +91,7 @@ export async function serve(opts: ServeOptions = {}): Promise<RunningServer> {
     stack.push(() => db.close());
     const bus = await openBus(cfg, logger, 'switchboard', { embedded: true });
     stack.push(() => bus.close());
-    const registry: StreamRegistry = openStreamRegistry(cfg);
+    const { registry, check: redisCheck } = openStreamRegistryWithCheck(cfg);
     stack.push(() => registry.close());
 
     const { host, port } = splitListen(cfg.LISTEN_ADDR);
@@ -123,10 +126,27 @@ export async function serve(opts: ServeOptions = {}): Promise<RunningServer> {
     });
     await admin.start();
     stack.push(() => admin.stop());
+    const ops = await startOps(cfg, logger, {
+      ...dependencyChecks(db, bus),
+      redis: redisCheck,
+      view: () => fanout.readiness(),
+    });
+    if (ops) stack.push(() => ops.stop());
 
     const boundPort = fanout.edge.boundPort;
     const url = cfg.SERVER_URL ?? defaultServerUrl(boundPort);
-    return { url, port: boundPort, adminSocket, bus, db, fanout, keyRegistry, identity, stop: stopAll };
+    return {
+      url,
+      port: boundPort,
+      adminSocket,
+      bus,
+      db,
+      fanout,
+      keyRegistry,
+      identity,
+      stop: stopAll,
+      ...(ops ? { opsPort: ops.port } : {}),
+    };
   } catch (err) {
     await stopAll();
     throw err;

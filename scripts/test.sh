@@ -13,6 +13,8 @@ pnpm format:check
 echo "== unit and integration tests" >&2
 pnpm test
 node scripts/run-tests.mjs fuzz
+echo "== deploy tier: operators' endpoints of the split services" >&2
+pnpm test:deploy
 echo "== real-client interop tests" >&2
 pnpm test:interop
 echo "== unit and integration tests again on Node 24 (the containers' runtime)" >&2

@@ -9,6 +9,13 @@ export interface BusEvent {
   seq: number;
   subject: string;
   payload: unknown;
+  /** When the change was committed at its source (ms since the epoch), if the publisher said (metrics). */
+  committedAt?: number;
+}
+
+export interface PublishEventOptions {
+  /** When the change was committed (ms since the epoch); travels with the event for latency metrics. */
+  committedAt?: number;
 }
 
 export interface Subscription {
@@ -46,7 +53,7 @@ export interface Bus {
    * Appends to the durable event log. `msgId` deduplicates: publishing the same id twice within the
    * duplicate window stores it once and returns the first sequence. Resolves once the event is stored.
    */
-  publishEvent(subject: string, payload: unknown, msgId: string): Promise<number>;
+  publishEvent(subject: string, payload: unknown, msgId: string, opts?: PublishEventOptions): Promise<number>;
   /** Delivers events in sequence order, one at a time (the handler's promise is awaited). */
   consumeEvents(opts: ConsumeOptions): Subscription;
   /** Sequence of the newest stored event (0 when empty). */

@@ -12,7 +12,7 @@
  * The log lives only as long as the process, which is the lifetime of every consumer in this mode.
  */
 import { RemoteError, type Logger } from '@switchboard/common';
-import type { Bus, ConsumeOptions, RequestOptions, Subscription } from './bus.js';
+import type { Bus, ConsumeOptions, PublishEventOptions, RequestOptions, Subscription } from './bus.js';
 import { InFlight, runAs, isInside } from './drain.js';
 import {
   BusClosedError,
@@ -24,6 +24,7 @@ import {
   noRespondersError,
   timeoutError,
 } from './envelope.js';
+import { observeRequest } from './bus-metrics.js';
 import { assertSubject, subjectMatches } from './subject.js';
 
 export interface InProcessBusOptions {
@@ -57,6 +58,7 @@ interface StoredEvent {
   seq: number;
   subject: string;
   text: string;
+  committedAt?: number;
 }
 
 const DEFAULT_TIMEOUT_MS = 5000;
@@ -122,7 +124,12 @@ class EventConsumer {
         continue;
       }
       try {
-        await this.opts.handler({ seq: ev.seq, subject: ev.subject, payload });
+        await this.opts.handler({
+          seq: ev.seq,
+          subject: ev.subject,
+          payload,
+          ...(ev.committedAt !== undefined ? { committedAt: ev.committedAt } : {}),
+        });
       } catch (err) {
         this.logger.error('event handler failed; the event is skipped and consumption goes on', {
           subject: ev.subject,
@@ -188,7 +195,11 @@ export class InProcessBus implements Bus {
     if (this.closed) throw new BusClosedError(what);
   }
 
-  async request(subject: string, payload: unknown, opts?: RequestOptions): Promise<unknown> {
+  request(subject: string, payload: unknown, opts?: RequestOptions): Promise<unknown> {
+    return observeRequest(subject, () => this.send(subject, payload, opts));
+  }
+
+  private async send(subject: string, payload: unknown, opts?: RequestOptions): Promise<unknown> {
     this.assertOpen(`send a request on "${subject}"`);
     assertSubject(subject, false);
     const text = encodePayload(subject, payload, this.maxPayloadBytes);
@@ -280,7 +291,12 @@ export class InProcessBus implements Bus {
     };
   }
 
-  async publishEvent(subject: string, payload: unknown, msgId: string): Promise<number> {
+  async publishEvent(
+    subject: string,
+    payload: unknown,
+    msgId: string,
+    opts?: PublishEventOptions,
+  ): Promise<number> {
     this.assertOpen(`publish event "${subject}"`);
     assertSubject(subject, false);
     if (!this.eventSubjects.some((p) => subjectMatches(p, subject))) {
@@ -299,7 +315,12 @@ export class InProcessBus implements Bus {
     const dup = this.msgIds.get(msgId);
     if (dup !== undefined) return dup.seq;
     const seq = ++this.lastSeq;
-    this.events.push({ seq, subject, text });
+    this.events.push({
+      seq,
+      subject,
+      text,
+      ...(opts?.committedAt !== undefined ? { committedAt: opts.committedAt } : {}),
+    });
     this.msgIds.set(msgId, { seq, at: now });
     this.trim();
     for (const c of this.consumers) c.wake();

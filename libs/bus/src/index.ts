@@ -1,5 +1,12 @@
 /** Public API of @switchboard/bus: the Bus contract and its NATS and in-process implementations. */
-export type { Bus, BusEvent, ConsumeOptions, RequestOptions, Subscription } from './bus.js';
+export type {
+  Bus,
+  BusEvent,
+  ConsumeOptions,
+  PublishEventOptions,
+  RequestOptions,
+  Subscription,
+} from './bus.js';
 export { connectNatsBus, NatsBus, DEFAULT_STREAM, type NatsBusOptions } from './nats-bus.js';
 export { createInProcessBus, InProcessBus, type InProcessBusOptions } from './in-process-bus.js';
 export {

@@ -23,15 +23,17 @@ import {
   NatsError,
   StorageType,
   connect,
+  headers,
   nanos,
   type ConsumerMessages,
   type JetStreamClient,
   type JetStreamManager,
+  type MsgHdrs,
   type NatsConnection,
   type StreamConfig,
 } from 'nats';
 import { RemoteError, SwitchboardError, errorMessage, type Logger } from '@switchboard/common';
-import type { Bus, ConsumeOptions, RequestOptions, Subscription } from './bus.js';
+import type { Bus, ConsumeOptions, PublishEventOptions, RequestOptions, Subscription } from './bus.js';
 import { InFlight, isInside, runAs } from './drain.js';
 import {
   BusClosedError,
@@ -43,6 +45,7 @@ import {
   noRespondersError,
   timeoutError,
 } from './envelope.js';
+import { observeConnection, observeRequest } from './bus-metrics.js';
 import { assertSubject } from './subject.js';
 
 export const DEFAULT_STREAM = 'SWITCHBOARD_EVENTS';
@@ -228,7 +231,7 @@ class NatsEventConsumer {
             const first = await this.firstAvailableSeq();
             if (first > this.next) await this.gap(this.next, first);
           }
-          await this.deliver(m.seq, m.subject, m.data);
+          await this.deliver(m.seq, m.subject, m.data, committedAtOf(m.headers));
           this.next = m.seq + 1;
         }
       } finally {
@@ -244,7 +247,12 @@ class NatsEventConsumer {
     return state.messages > 0 ? state.first_seq : state.last_seq + 1;
   }
 
-  private async deliver(seq: number, subject: string, data: Uint8Array): Promise<void> {
+  private async deliver(
+    seq: number,
+    subject: string,
+    data: Uint8Array,
+    committedAt: number | undefined,
+  ): Promise<void> {
     let payload: unknown;
     try {
       payload = decodePayload(subject, dec.decode(data), Number.MAX_SAFE_INTEGER);
@@ -259,7 +267,12 @@ class NatsEventConsumer {
       return;
     }
     try {
-      await this.opts.handler({ seq, subject, payload });
+      await this.opts.handler({
+        seq,
+        subject,
+        payload,
+        ...(committedAt !== undefined ? { committedAt } : {}),
+      });
     } catch (err) {
       this.x.logger.error('event handler failed; the event is skipped and consumption goes on', {
         stream: this.x.stream,
@@ -299,6 +312,7 @@ export class NatsBus implements Bus {
   private connected = true;
   private closing: Promise<void> | undefined;
   private readonly internals: Internals;
+  private readonly unobserve: () => void;
 
   /** Use `connectNatsBus`. */
   constructor(
@@ -319,6 +333,7 @@ export class NatsBus implements Bus {
       logger: opts.logger,
       isConnected: () => this.connected && !nc.isClosed(),
     };
+    this.unobserve = observeConnection(opts.name ?? 'switchboard', () => this.isConnected());
     void this.watchStatus();
   }
 
@@ -346,7 +361,11 @@ export class NatsBus implements Bus {
     if (this.closed || this.nc.isClosed()) throw new BusClosedError(what);
   }
 
-  async request(subject: string, payload: unknown, opts?: RequestOptions): Promise<unknown> {
+  request(subject: string, payload: unknown, opts?: RequestOptions): Promise<unknown> {
+    return observeRequest(subject, () => this.send(subject, payload, opts));
+  }
+
+  private async send(subject: string, payload: unknown, opts?: RequestOptions): Promise<unknown> {
     this.assertOpen(`send a request on "${subject}"`);
     assertSubject(subject, false);
     const text = encodePayload(subject, payload, this.maxPayloadBytes);
@@ -462,14 +481,25 @@ export class NatsBus implements Bus {
     };
   }
 
-  async publishEvent(subject: string, payload: unknown, msgId: string): Promise<number> {
+  async publishEvent(
+    subject: string,
+    payload: unknown,
+    msgId: string,
+    opts?: PublishEventOptions,
+  ): Promise<number> {
     this.assertOpen(`publish event "${subject}"`);
     assertSubject(subject, false);
     const text = encodePayload(subject, payload, this.maxPayloadBytes);
+    let hdrs: MsgHdrs | undefined;
+    if (opts?.committedAt !== undefined) {
+      hdrs = headers();
+      hdrs.set(COMMITTED_AT_HEADER, String(Math.round(opts.committedAt)));
+    }
     try {
       const ack = await this.js.publish(subject, enc.encode(text), {
         msgID: msgId,
         timeout: this.publishTimeoutMs,
+        ...(hdrs ? { headers: hdrs } : {}),
       });
       return ack.seq;
     } catch (err) {
@@ -521,6 +551,7 @@ export class NatsBus implements Bus {
 
   private async doClose(): Promise<void> {
     this.closed = true;
+    this.unobserve();
     const consumers = [...this.consumers];
     this.consumers.clear();
     const subs = [...this.subs];
@@ -606,4 +637,13 @@ export async function connectNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
       'is JetStream enabled (nats-server -js) and do the stream subjects not overlap another stream?',
     );
   }
+}
+
+/** Header carrying an event's commit time (ms since the epoch) from the outbox relay to consumers. */
+const COMMITTED_AT_HEADER = 'Sb-Committed-At';
+
+function committedAtOf(h: MsgHdrs | undefined): number | undefined {
+  const v = h?.get(COMMITTED_AT_HEADER);
+  const n = v ? Number(v) : NaN;
+  return Number.isFinite(n) ? n : undefined;
 }

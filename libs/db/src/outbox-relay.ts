@@ -15,10 +15,14 @@
  *   marked and the relay retries with exponential backoff (100 ms … `maxBackoffMs`), logging an
  *   error naming the schema.
  * - Published rows are deleted after `retainPublishedMs` (1 day).
+ * - Metrics: `switchboard_outbox_lag_seconds{schema}` is the age of the oldest unpublished row
+ *   (measured at most once a second by the loop, also while the bus is failing), and
+ *   `switchboard_outbox_published_total{schema}`; each event carries its row's commit time.
  */
 import { SwitchboardError, type Logger } from '@switchboard/common';
 import type { Bus } from '@switchboard/bus';
 import type { Db, Queryable } from './db.js';
+import { processMetrics } from '@switchboard/metrics';
 import { advisoryKey, assertSchemaName, qualified, quoteIdent } from './ident.js';
 
 export interface OutboxRelayOptions {
@@ -40,6 +44,7 @@ interface OutboxRow {
   id: number;
   subject: string;
   payload: unknown;
+  committed_ms: number | string;
 }
 
 interface RoundResult {
@@ -68,6 +73,9 @@ export class OutboxRelay {
   private kicked = false;
   private lastCleanup = 0;
   private publishedTotal = 0;
+  private lagSeconds = 0;
+  private lastLagCheck = 0;
+  private unobserve: (() => void)[] = [];
 
   constructor(opts: OutboxRelayOptions) {
     assertSchemaName(opts.schema);
@@ -86,6 +94,22 @@ export class OutboxRelay {
   start(): void {
     if (this.running) return;
     this.running = true;
+    const m = processMetrics();
+    const labels = { schema: this.schema };
+    this.unobserve = [
+      m.observeGauge(
+        'switchboard_outbox_lag_seconds',
+        'Age of the oldest outbox row not yet published to the event log (0 when none), by schema.',
+        ['schema'],
+        () => [{ labels, value: this.lagSeconds }],
+      ),
+      m.observeCounter(
+        'switchboard_outbox_published_total',
+        'Outbox rows published to the event log by this process, by schema.',
+        ['schema'],
+        () => [{ labels, value: this.publishedTotal }],
+      ),
+    ];
     this.loopDone = this.loop();
   }
 
@@ -100,6 +124,8 @@ export class OutboxRelay {
     this.running = false;
     this.wake?.();
     await this.loopDone;
+    for (const f of this.unobserve) f();
+    this.unobserve = [];
     this.loopDone = undefined;
   }
 
@@ -150,6 +176,7 @@ export class OutboxRelay {
     while (this.running) {
       this.kicked = false;
       let more = false;
+      await this.measureLag();
       try {
         const r = await this.relayOnce();
         more = r.more;
@@ -171,6 +198,21 @@ export class OutboxRelay {
       }
       if (more || this.kicked) continue;
       await this.sleep(this.pollMs, true);
+    }
+  }
+
+  /** Refreshes the lag gauge, at most once a second; a failing database keeps the last value. */
+  private async measureLag(): Promise<void> {
+    const now = Date.now();
+    if (now - this.lastLagCheck < 1000) return;
+    this.lastLagCheck = now;
+    try {
+      const { rows } = await this.db.query<{ lag: number | string | null }>(
+        `SELECT extract(epoch FROM now() - min(created_at))::float8 AS lag FROM ${this.table} WHERE published_at IS NULL`,
+      );
+      this.lagSeconds = Math.max(0, Number(rows[0]?.lag ?? 0));
+    } catch {
+      // the round that follows fails too and logs why
     }
   }
 
@@ -236,14 +278,16 @@ export class OutboxRelay {
   private async publishBatch(read: Queryable, mark: Queryable): Promise<RoundResult> {
     const origin = await this.originId(read);
     const { rows } = await read.query<OutboxRow>(
-      `SELECT id, subject, payload FROM ${this.table} WHERE published_at IS NULL ORDER BY id LIMIT $1`,
+      `SELECT id, subject, payload, (extract(epoch FROM created_at) * 1000)::float8 AS committed_ms FROM ${this.table} WHERE published_at IS NULL ORDER BY id LIMIT $1`,
       [this.batchSize],
     );
     const done: number[] = [];
     let error: Error | undefined;
     for (const row of rows) {
       try {
-        await this.bus.publishEvent(row.subject, row.payload, `${this.schema}:${origin}:${row.id}`);
+        await this.bus.publishEvent(row.subject, row.payload, `${this.schema}:${origin}:${row.id}`, {
+          committedAt: Number(row.committed_ms),
+        });
         done.push(row.id);
       } catch (err) {
         error = err instanceof Error ? err : new Error(String(err));

@@ -6,6 +6,7 @@ import pg from 'pg';
 import { SwitchboardError, errorMessage, type Logger } from '@switchboard/common';
 import type { Db, QueryResult, Queryable, TransactionOptions } from './db.js';
 import { assertNotInTransaction, runTransaction, type Conn } from './transaction.js';
+import { dbErrors, observePool } from './db-metrics.js';
 import { OID, mapArray, parseDateText, parseInt8, parseTimestampUtc } from './values.js';
 
 const typeParsers: Partial<Record<number, (text: string) => unknown>> = {
@@ -53,16 +54,25 @@ export function redactUrl(url: string): string {
 export class PostgresDb implements Db {
   readonly kind = 'postgres' as const;
   private closing: Promise<void> | undefined;
+  private readonly unobserve: () => void;
 
   constructor(
     private readonly pool: pg.Pool,
     private readonly logger: Logger,
-  ) {}
+    poolName = 'default',
+  ) {
+    this.unobserve = observePool(poolName, () => this.poolStats(), pool.options.max ?? 10);
+  }
 
   async query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<QueryResult<T>> {
     assertNotInTransaction(this, 'db.query()');
-    const r = (await this.pool.query(sql, params)) as PgResult | PgResult[];
-    return normalise<T>(r);
+    try {
+      const r = (await this.pool.query(sql, params)) as PgResult | PgResult[];
+      return normalise<T>(r);
+    } catch (err) {
+      dbErrors.inc({ kind: errorKind(err) });
+      throw err;
+    }
   }
 
   transaction<T>(fn: (tx: Queryable) => Promise<T>, opts?: TransactionOptions): Promise<T> {
@@ -75,7 +85,10 @@ export class PostgresDb implements Db {
         release: (broken) => client.release(broken ? true : undefined),
       };
     };
-    return runTransaction(this, acquire, fn, opts, this.logger);
+    return runTransaction(this, acquire, fn, opts, this.logger).catch((err: unknown) => {
+      dbErrors.inc({ kind: errorKind(err) });
+      throw err;
+    });
   }
 
   /** Pool statistics (for metrics and tests). */
@@ -84,6 +97,7 @@ export class PostgresDb implements Db {
   }
 
   close(): Promise<void> {
+    this.unobserve();
     this.closing ??= this.pool.end();
     return this.closing;
   }
@@ -91,7 +105,10 @@ export class PostgresDb implements Db {
 
 export async function openPostgres(url: string, logger: Logger, poolSize = 10): Promise<PostgresDb> {
   const pool = new pg.Pool({ connectionString: url, max: poolSize, types });
-  pool.on('error', (err) => logger.error('idle Postgres connection failed; it is discarded', { err }));
+  pool.on('error', (err) => {
+    dbErrors.inc({ kind: 'connection' });
+    logger.error('idle Postgres connection failed; it is discarded', { err });
+  });
   try {
     await pool.query('SELECT 1');
   } catch (err) {
@@ -103,4 +120,12 @@ export async function openPostgres(url: string, logger: Logger, poolSize = 10): 
     );
   }
   return new PostgresDb(pool, logger);
+}
+
+/** "connection" for errors reaching the server (no SQLSTATE), else "sql" (the server refused the statement). */
+function errorKind(err: unknown): 'connection' | 'sql' {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !code.startsWith('08')
+    ? 'sql'
+    : 'connection';
 }

@@ -17,9 +17,13 @@
  * was called. Callers use it before refusing a request on the view's evidence (ARCHITECTURE.md,
  * "Stale views"). The filter must cover every subject the log holds (`events.v1.>`) for the
  * sequence comparison to be exact; `apply` ignores what it does not need.
+ *
+ * Metrics: `switchboard_event_view_seq{view}` (the sequence applied) and
+ * `switchboard_event_view_lag_events{view}` (the log's head minus that, refreshed every 5 s).
  */
 import type { Bus, BusEvent, Subscription } from '@switchboard/bus';
 import { SwitchboardError, type Logger } from '@switchboard/common';
+import { processMetrics } from '@switchboard/metrics';
 
 export interface EventViewOptions {
   bus: Bus;
@@ -58,8 +62,41 @@ export class EventView {
   private readyWaiters: (() => void)[] = [];
   private seqWaiters: SeqWaiter[] = [];
   private cancelSleep: (() => void) | undefined;
+  private lagEvents = 0;
+  private lagTimer: NodeJS.Timeout | undefined;
+  private unobserve: (() => void)[] = [];
 
   constructor(private readonly opts: EventViewOptions) {}
+
+  /** Events the log holds that this view has not applied yet (asks the log for its head). */
+  async lag(): Promise<number> {
+    const head = await this.opts.bus.lastEventSeq();
+    this.lagEvents = Math.max(0, head - this.seq);
+    return this.lagEvents;
+  }
+
+  private observe(): void {
+    const m = processMetrics();
+    const labels = { view: this.opts.name };
+    this.unobserve = [
+      m.observeGauge(
+        'switchboard_event_view_seq',
+        'Event-log sequence this local view has applied, by view.',
+        ['view'],
+        () => [{ labels, value: this.seq }],
+      ),
+      m.observeGauge(
+        'switchboard_event_view_lag_events',
+        'Events in the log this local view has not applied yet (refreshed every 5 s), by view.',
+        ['view'],
+        () => [{ labels, value: this.lagEvents }],
+      ),
+    ];
+    this.lagTimer = setInterval(() => {
+      this.lag().catch(() => undefined); // the log unreachable: keep the last figure
+    }, 5000);
+    this.lagTimer.unref();
+  }
 
   /** The last log sequence the view reflects (the snapshot's, then each applied event's). */
   get lastSeq(): number {
@@ -77,6 +114,7 @@ export class EventView {
    * value but should catch its rejection (a non-retryable load failure, or `stop()` first).
    */
   start(): Promise<void> {
+    if (!this.starting) this.observe();
     this.starting ??= this.startLoop();
     return this.starting;
   }
@@ -219,6 +257,9 @@ export class EventView {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    clearInterval(this.lagTimer);
+    for (const f of this.unobserve) f();
+    this.unobserve = [];
     this.cancelSleep?.();
     if (this.sub) await this.sub.unsubscribe();
     this.sub = undefined;

@@ -5,6 +5,7 @@
  * auto-approved (from the local users+policy view, no call to another service) before the node row
  * and its outbox event are written together.
  */
+import { processMetrics, type Histogram } from '@switchboard/metrics';
 import type { Queryable } from '@switchboard/db';
 import type { Logger } from '@switchboard/common';
 import type { NodeRecord, RegisterInput, RegisterResult } from '@switchboard/contracts';
@@ -69,6 +70,19 @@ export class RegistrationService {
   }
 
   async register(input: RegisterInput): Promise<RegisterResult> {
+    const method = input.expiry !== null ? 'expiry' : input.authKey !== null ? 'auth-key' : 'node-key';
+    const end = registrationSeconds().startTimer({ method });
+    try {
+      const r = await this.registerOnce(input);
+      end({ outcome: r.kind });
+      return r;
+    } catch (err) {
+      end({ outcome: 'failed' });
+      throw err;
+    }
+  }
+
+  private async registerOnce(input: RegisterInput): Promise<RegisterResult> {
     if (input.expiry !== null) {
       const at = new Date(input.expiry);
       if (at.getTime() <= this.now().getTime()) return this.logout(input);
@@ -356,4 +370,17 @@ export class RegistrationService {
       return this.ok(updated);
     });
   }
+}
+
+/**
+ * Registrations (and logins: a known node key, a key rotation, a logout or expiry change) by method
+ * (auth-key, node-key, expiry) and outcome (the result kind: ok, error, node-key-expired,
+ * logged-out, …; "failed" when the request threw). The _count series counts them.
+ */
+function registrationSeconds(): Histogram<string> {
+  return processMetrics().histogram(
+    'switchboard_registration_duration_seconds',
+    'Registration and login requests by method and outcome, and how long they took.',
+    ['method', 'outcome'],
+  );
 }

@@ -30,6 +30,8 @@ export interface FanoutEngineOptions {
    */
   minFlushIntervalMs?: number;
   now?: () => number;
+  /** Called after every flush with the number of streams it wrote a delta to (metrics). */
+  onFlush?: (streamsWritten: number) => void;
 }
 
 export class FanoutEngine {
@@ -120,7 +122,11 @@ export class FanoutEngine {
   /** Drains the queue: routes every change, then renders and writes one message per affected stream. */
   flush(): void {
     const changes = this.batcher.take();
-    if (changes.length === 0) return;
+    if (changes.length === 0) {
+      this.o.onFlush?.(0);
+      return;
+    }
+    const framesBefore = this.stats.frames;
     this.stats.flushes++;
     const streams = this.delivery.streams;
     const removedNodes: number[] = [];
@@ -158,6 +164,7 @@ export class FanoutEngine {
       this.slots.release(id);
       this.renderer.forget(id);
     }
+    this.o.onFlush?.(this.stats.frames - framesBefore);
   }
 
   private deliver(s: MapStream, p: Pending, frames: Map<string, Buffer>): void {

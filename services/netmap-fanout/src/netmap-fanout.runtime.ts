@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
 import type { Bus, Subscription } from '@switchboard/bus';
 import type { Logger } from '@switchboard/common';
+import { processMetrics } from '@switchboard/metrics';
 import { fanout, subscribeBroadcast } from '@switchboard/contracts';
 import {
   KEEP_ALIVE_FRAME,
@@ -19,6 +20,7 @@ import {
 import { ControlHandlers } from './control-handlers.js';
 import { EdgeServer, MAX_BODY, type EdgeLegacyOptions } from './edge.server.js';
 import { FanoutEngine } from './fanout-engine.js';
+import { FanoutMetrics } from './fanout.metrics.js';
 import { LegacyChannel } from './legacy.handler.js';
 import type { FanoutConfig } from './netmap-fanout.config.js';
 import { PolicyState } from './policy-state.js';
@@ -55,11 +57,19 @@ export class NetmapFanoutRuntime {
   readonly policy: PolicyState;
   private readonly handlers: ControlHandlers;
   private subs: Subscription[] = [];
+  readonly metrics: FanoutMetrics;
 
   constructor(private readonly o: FanoutRuntimeOptions) {
     this.replicaId =
       o.config.REPLICA_ID ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 6)}`;
     const log = o.logger;
+    this.metrics = new FanoutMetrics({
+      engine: () => this.engine,
+      edge: () => this.edge,
+      model: this.model,
+      sync: () => this.sync,
+      replicaId: this.replicaId,
+    });
     this.policy = new PolicyState(this.model, log.child('policy'));
     this.engine = new FanoutEngine({
       model: this.model,
@@ -80,9 +90,10 @@ export class NetmapFanoutRuntime {
       },
       logger: log.child('engine'),
       keepAliveMs: o.config.KEEPALIVE_INTERVAL_MS,
+      onFlush: (n) => this.metrics.onFlush(n),
     });
     this.ingress = new ViewIngress(this.store, this.policy, this.engine, log.child('ingress'));
-    this.sync = new ModelSync(o.bus, this.ingress, log.child('sync'));
+    this.sync = new ModelSync(o.bus, this.ingress, log.child('sync'), (ev) => this.metrics.onEvent(ev));
     this.handlers = new ControlHandlers({
       bus: o.bus,
       model: this.model,
@@ -118,7 +129,14 @@ export class NetmapFanoutRuntime {
           return true;
         }
         if (req.url === '/metrics') {
-          res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(this.metrics());
+          const m = processMetrics();
+          m.text().then(
+            (body) => res.writeHead(200, { 'content-type': m.contentType }).end(body),
+            (err: unknown) => {
+              log.error('could not render /metrics', { err });
+              res.writeHead(500).end();
+            },
+          );
           return true;
         }
         return o.httpRoutes?.(req, res) ?? false;
@@ -147,6 +165,7 @@ export class NetmapFanoutRuntime {
 
   async start(): Promise<void> {
     const log = this.o.logger;
+    this.metrics.start();
     this.subs.push(
       subscribeBroadcast(
         this.o.bus,
@@ -173,29 +192,16 @@ export class NetmapFanoutRuntime {
     await this.o.registry.releaseReplica(this.replicaId, held).catch(() => undefined);
     await Promise.all(this.subs.map((s) => s.unsubscribe()));
     await this.sync.stop();
+    this.metrics.stop();
   }
 
-  metrics(): string {
-    const s = this.engine.stats;
-    const c = this.edge.counters;
-    return [
-      `switchboard_fanout_streams ${this.engine.streamCount}`,
-      `switchboard_fanout_nodes ${this.model.nodes.size}`,
-      `switchboard_fanout_frames_total ${s.frames}`,
-      `switchboard_fanout_frame_bytes_total ${s.bytes}`,
-      `switchboard_fanout_encodes_total ${s.encodes}`,
-      `switchboard_fanout_flushes_total ${s.flushes}`,
-      `switchboard_fanout_streams_opened_total ${s.streamsOpened}`,
-      `switchboard_fanout_event_seq ${this.sync.lastSeq}`,
-      `switchboard_edge_upgrades_total ${c.upgrades}`,
-      `switchboard_edge_upgrade_failures_total ${c.upgradeFailures}`,
-      `switchboard_edge_requests_total ${c.requests}`,
-      `switchboard_edge_bad_requests_total ${c.badRequests}`,
-      `switchboard_edge_connections ${this.edge.connectionCount}`,
-      ...Object.entries(this.edge.limitHits).map(
-        ([reason, n]) => `switchboard_edge_limit_hits_total{reason="${reason}"} ${n}`,
-      ),
-      '',
-    ].join('\n');
+  /**
+   * Readiness: the read model is loaded and current (at most `maxLagEvents` behind the log's head).
+   * The composition root adds the bus and Redis.
+   */
+  async readiness(maxLagEvents = 1000): Promise<true | string> {
+    if (!this.sync.ready) return 'the read model is still loading from the snapshots';
+    const lag = await this.sync.lag();
+    return lag <= maxLagEvents ? true : `the read model is ${lag} events behind the log`;
   }
 }

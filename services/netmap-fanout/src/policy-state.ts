@@ -5,6 +5,7 @@
  * with per-node deltas, SSH policies, node capabilities) becomes a `policy-effects` change for the
  * streams. A policy document that no longer parses keeps the previous one in force.
  */
+import { processMetrics, type Histogram } from '@switchboard/metrics';
 import type { Logger } from '@switchboard/common';
 import type { NodeRecord } from '@switchboard/contracts';
 import type { CapMap, FilterRule, SSHPolicy } from '@switchboard/protocol';
@@ -66,7 +67,15 @@ export class PolicyState implements PolicyView {
     const p = this.policyFor(tailnetId);
     // Fail closed: a policy that cannot be read here must not turn into allow-all.
     const policy = p.ok ? p.policy : (this.engines.get(tailnetId)?.currentPolicy() ?? DENY_ALL);
-    return new PolicyEngine(policy, { nodes, userGroups: this.userGroups(tailnetId) });
+    const end = policyCompileSeconds().startTimer({ service: 'netmap-fanout' });
+    try {
+      const e = new PolicyEngine(policy, { nodes, userGroups: this.userGroups(tailnetId) });
+      end({ outcome: 'ok' });
+      return e;
+    } catch (err) {
+      end({ outcome: 'error' });
+      throw err;
+    }
   }
 
   private userGroups(tailnetId: number): [string, string[]][] {
@@ -222,4 +231,12 @@ function mergeEffects(tailnetId: number, list: ModelChange[]): ModelChange | nul
       for (const id of f[k]) (out[k] as Set<number>).add(id);
   }
   return out;
+}
+
+function policyCompileSeconds(): Histogram<string> {
+  return processMetrics().histogram(
+    'switchboard_policy_compile_duration_seconds',
+    'Policy compiles (parse, validate, build the per-node filters) and their duration, by service and outcome.',
+    ['service', 'outcome'],
+  );
 }

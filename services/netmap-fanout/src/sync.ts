@@ -33,6 +33,8 @@ export class ModelSync {
     private readonly bus: Bus,
     private readonly ingress: ViewIngress,
     private readonly log: Logger,
+    /** Called for every event applied (metrics: its commit time). */
+    private readonly onEvent?: (ev: BusEvent) => void,
   ) {
     this.view = new EventView({
       bus,
@@ -135,6 +137,12 @@ export class ModelSync {
       return;
     }
     this.ingress.applyEvent(event);
+    this.onEvent?.(ev);
+  }
+
+  /** Events the log holds that the read model has not applied yet. */
+  lag(): Promise<number> {
+    return this.view.lag();
   }
 
   async stop(): Promise<void> {

@@ -9,6 +9,7 @@
  * a local, event-fed view (`tailnet.view.ts`). Other services keep views of the policy, so `set`
  * replies only once its `policy-changed` event is in the log (ARCHITECTURE.md, "Stale views").
  */
+import { processMetrics } from '@switchboard/metrics';
 import type { Db } from '@switchboard/db';
 import { appendOutbox } from '@switchboard/db';
 import type { Logger } from '@switchboard/common';
@@ -74,6 +75,24 @@ export class PolicyCompilerService {
 
   /** Parses, validates and runs the policy's tests; throws PolicyError (code invalid_policy) when refused. */
   async check(tailnetId: number, text: string): Promise<{ policy: Policy; tests: number }> {
+    const end = processMetrics()
+      .histogram(
+        'switchboard_policy_compile_duration_seconds',
+        'Policy compiles (parse, validate, build the per-node filters) and their duration, by service and outcome.',
+        ['service', 'outcome'],
+      )
+      .startTimer({ service: 'policy-compiler' });
+    try {
+      const r = await this.checkOnce(tailnetId, text);
+      end({ outcome: 'ok' });
+      return r;
+    } catch (err) {
+      end({ outcome: 'refused' });
+      throw err;
+    }
+  }
+
+  private async checkOnce(tailnetId: number, text: string): Promise<{ policy: Policy; tests: number }> {
     const policy = parsePolicy(text);
     const tests = policy.tests.length + policy.sshTests.length;
     if (tests > 0) {

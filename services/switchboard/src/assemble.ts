@@ -5,7 +5,8 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Bus } from '@switchboard/bus';
-import { connectNatsBus, createInProcessBus } from '@switchboard/bus';
+import { NatsBus, connectNatsBus, createInProcessBus } from '@switchboard/bus';
+import { OpsServer, processMetrics, type ReadinessCheck } from '@switchboard/metrics';
 import { ConfigError, type Logger } from '@switchboard/common';
 import { openDb, type Db } from '@switchboard/db';
 import {
@@ -74,11 +75,56 @@ export async function openBus(
 }
 
 export function openStreamRegistry(cfg: BaseConfig): StreamRegistry {
-  if (!cfg.REDIS_URL) return new MemoryStreamRegistry();
-  return new RedisStreamRegistry(
-    new Redis(cfg.REDIS_URL, { maxRetriesPerRequest: 3, lazyConnect: false }),
-    `${cfg.REDIS_KEY_PREFIX}stream:`,
-  );
+  return openStreamRegistryWithCheck(cfg).registry;
+}
+
+/** The stream registry and a readiness check of its store (Redis answers PING within 2 s). */
+export function openStreamRegistryWithCheck(cfg: BaseConfig): {
+  registry: StreamRegistry;
+  check: ReadinessCheck;
+} {
+  if (!cfg.REDIS_URL) return { registry: new MemoryStreamRegistry(), check: () => true };
+  const redis = new Redis(cfg.REDIS_URL, { maxRetriesPerRequest: 3, lazyConnect: false });
+  return {
+    registry: new RedisStreamRegistry(redis, `${cfg.REDIS_KEY_PREFIX}stream:`),
+    check: async () =>
+      redis.status !== 'ready' ? `Redis connection is ${redis.status}` : (await redis.ping()) === 'PONG',
+  };
+}
+
+/** Readiness checks of the database and the bus: each does a real round trip. */
+export function dependencyChecks(db: Db | undefined, bus: Bus): Record<string, ReadinessCheck> {
+  const checks: Record<string, ReadinessCheck> = {
+    bus: async () => {
+      if (bus instanceof NatsBus && !bus.isConnected()) return 'not connected to NATS';
+      await bus.lastEventSeq();
+      return true;
+    },
+  };
+  if (db) checks.database = async () => (await db.query('SELECT 1'), true);
+  return checks;
+}
+
+/** Starts the operators' listener when METRICS_LISTEN is set. */
+export async function startOps(
+  cfg: BaseConfig,
+  logger: Logger,
+  checks: Record<string, ReadinessCheck>,
+): Promise<OpsServer | undefined> {
+  if (!cfg.METRICS_LISTEN) return undefined;
+  const ops = new OpsServer({
+    listen: cfg.METRICS_LISTEN,
+    metrics: processMetrics(),
+    checks,
+    logger: logger.child('ops'),
+  });
+  await ops.start();
+  logger.info("operators' endpoints listening", {
+    listen: cfg.METRICS_LISTEN,
+    port: ops.port,
+    paths: ['/metrics', '/healthz', '/readyz'],
+  });
+  return ops;
 }
 
 /** The server's long-term Noise key: from config, or a key file created on first start (keep it stable). */

@@ -48,6 +48,8 @@ export const baseConfigSchema = z.object({
    * the admin socket; `off` = nowhere.
    */
   API_V2: z.enum(['edge', 'admin', 'off']).default('edge'),
+  /** Operators' HTTP listener (`/metrics`, `/healthz`, `/readyz`); unset = off. */
+  METRICS_LISTEN: z.string().optional(),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });
 export type BaseConfig = z.infer<typeof baseConfigSchema>;

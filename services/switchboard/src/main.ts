@@ -34,6 +34,12 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`error: service must be one of ${SERVICES.join(', ')}\n`);
       return 2;
     }
+    if (rest.length > 1) {
+      process.stderr.write(
+        `error: unexpected argument ${rest[1]} for "service ${name}"; services take their settings from the environment (see README, "Configuration reference")\n`,
+      );
+      return 2;
+    }
     const svc = await runService(name as ServiceName);
     process.stderr.write(`${name} running${svc.port !== undefined ? ` on port ${svc.port}` : ''}\n`);
     await waitForSignal();
@@ -59,10 +65,21 @@ function waitForSignal(): Promise<void> {
   });
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    process.stderr.write(describeCliError(err));
-    process.exit(1);
-  },
-);
+/**
+ * Exits once stdout and stderr have flushed: `process.exit` right after a large write to a pipe
+ * dropped what the pipe had not taken yet (`nodes list -o json | cat` stopped at 65,536 bytes).
+ */
+function exitAfterFlush(code: number): void {
+  process.exitCode = code;
+  let pending = 2;
+  const done = (): void => {
+    if (--pending === 0) process.exit(code);
+  };
+  process.stdout.write('', done);
+  process.stderr.write('', done);
+}
+
+main(process.argv.slice(2)).then(exitAfterFlush, (err: unknown) => {
+  process.stderr.write(describeCliError(err));
+  exitAfterFlush(1);
+});

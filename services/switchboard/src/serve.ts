@@ -23,7 +23,6 @@ import {
   fanoutConfigSchema,
   loadDerpMap,
   type NetmapFanoutRuntime,
-  type StreamRegistry,
 } from '@switchboard/netmap-fanout';
 import { runtimeOf, startNestApp } from './nest-app.js';
 import { initZstd } from '@switchboard/protocol';
@@ -34,8 +33,10 @@ import {
   loadNoiseKey,
   openBus,
   openDatabase,
-  openStreamRegistry,
+  dependencyChecks,
+  openStreamRegistryWithCheck,
   splitListen,
+  startOps,
 } from './assemble.js';
 
 export interface RunningServer {
@@ -49,6 +50,8 @@ export interface RunningServer {
   fanout: NetmapFanoutRuntime;
   keyRegistry: KeyRegistryRuntime;
   identity: IdentityRuntime;
+  /** Port of the operators' listener (METRICS_LISTEN), when it is on. */
+  opsPort?: number;
   stop(): Promise<void>;
 }
 
@@ -92,7 +95,7 @@ export async function serve(opts: ServeOptions = {}): Promise<RunningServer> {
     stack.push(() => db.close());
     const bus = await openBus(cfg, logger, 'switchboard', { embedded: true });
     stack.push(() => bus.close());
-    const registry: StreamRegistry = openStreamRegistry(cfg);
+    const { registry, check: redisCheck } = openStreamRegistryWithCheck(cfg);
     stack.push(() => registry.close());
 
     const { host, port } = splitListen(cfg.LISTEN_ADDR);
@@ -137,6 +140,12 @@ export async function serve(opts: ServeOptions = {}): Promise<RunningServer> {
     await admin.start();
     stack.push(() => admin.stop());
     if (cfg.API_V2 === 'edge') apiOnEdge = (req, res) => identity.apiV2.handle(req, res);
+    const ops = await startOps(cfg, logger, {
+      ...dependencyChecks(db, bus),
+      redis: redisCheck,
+      view: () => fanout.readiness(),
+    });
+    if (ops) stack.push(() => ops.stop());
 
     const boundPort = fanout.edge.boundPort;
     const url = cfg.SERVER_URL ?? defaultServerUrl(boundPort);
@@ -151,6 +160,7 @@ export async function serve(opts: ServeOptions = {}): Promise<RunningServer> {
       keyRegistry,
       identity,
       stop: stopAll,
+      ...(ops ? { opsPort: ops.port } : {}),
     };
   } catch (err) {
     await stopAll();

@@ -16,14 +16,17 @@ import {
 } from '@switchboard/netmap-fanout';
 import { runtimeOf, startNestApp } from './nest-app.js';
 import { initZstd } from '@switchboard/protocol';
+import type { ReadinessCheck } from '@switchboard/metrics';
 import { baseConfigSchema } from './config.js';
 import {
+  dependencyChecks,
   loadLegacyKey,
   loadNoiseKey,
   openBus,
   openDatabase,
-  openStreamRegistry,
+  openStreamRegistryWithCheck,
   splitListen,
+  startOps,
 } from './assemble.js';
 
 export const SERVICES = ['key-registry', 'identity', 'policy-compiler', 'netmap-fanout'] as const;
@@ -32,7 +35,7 @@ export type ServiceName = (typeof SERVICES)[number];
 export async function runService(
   name: ServiceName,
   env: Record<string, string | undefined> = process.env,
-): Promise<{ stop: () => Promise<void>; port?: number; adminPort?: number }> {
+): Promise<{ stop: () => Promise<void>; port?: number; adminPort?: number; opsPort?: number }> {
   const cfg = parseConfig(baseConfigSchema, env);
   configureLogging({ level: cfg.LOG_LEVEL });
   const logger = createLogger(name);
@@ -41,6 +44,15 @@ export async function runService(
   const stop = async (): Promise<void> => {
     for (const f of stops.reverse())
       await f().catch((err: unknown) => logger.warn('error while stopping', { err }));
+  };
+  const withOps = async <R extends object>(
+    r: R,
+    checks: Record<string, ReadinessCheck>,
+  ): Promise<R & { opsPort?: number }> => {
+    const ops = await startOps(cfg, logger, checks);
+    if (!ops) return r;
+    stops.push(() => ops.stop());
+    return { ...r, opsPort: ops.port };
   };
   try {
     switch (name) {
@@ -51,7 +63,7 @@ export async function runService(
           KeyRegistryModule.forRoot({ db, bus, config: parseConfig(keyRegistryConfigSchema, env), logger }),
         ]);
         stops.push(() => app.close());
-        return { stop };
+        return withOps({ stop }, dependencyChecks(db, bus));
       }
       case 'identity': {
         const db = await openDatabase(cfg, logger, { embedded: false });
@@ -74,16 +86,17 @@ export async function runService(
           });
           await admin.start();
           stops.push(() => admin.stop());
-          if (admin.tcpAddress) return { stop, adminPort: admin.tcpAddress.port };
+          if (admin.tcpAddress)
+            return withOps({ stop, adminPort: admin.tcpAddress.port }, dependencyChecks(db, bus));
         }
-        return { stop };
+        return withOps({ stop }, dependencyChecks(db, bus));
       }
       case 'policy-compiler': {
         const db = await openDatabase(cfg, logger, { embedded: false });
         stops.push(() => db.close());
         const app = await startNestApp([PolicyCompilerModule.forRoot({ db, bus, logger })]);
         stops.push(() => app.close());
-        return { stop };
+        return withOps({ stop }, dependencyChecks(db, bus));
       }
       case 'netmap-fanout': {
         await initZstd();
@@ -96,7 +109,7 @@ export async function runService(
           throw new ConfigError([
             'LEGACY_PRIVATE_KEY or LEGACY_KEY_FILE: with LEGACY_PROTOCOL on, every fanout replica must use the same legacy key',
           ]);
-        const registry = openStreamRegistry(cfg);
+        const { registry, check: redisCheck } = openStreamRegistryWithCheck(cfg);
         stops.push(() => registry.close());
         const { host, port } = splitListen(cfg.LISTEN_ADDR);
         const app = await startNestApp([
@@ -113,7 +126,11 @@ export async function runService(
           }),
         ]);
         stops.push(() => app.close());
-        return { stop, port: runtimeOf<NetmapFanoutRuntime>(app, FANOUT_RUNTIME).edge.boundPort };
+        const rt = runtimeOf<NetmapFanoutRuntime>(app, FANOUT_RUNTIME);
+        return withOps(
+          { stop, port: rt.edge.boundPort },
+          { ...dependencyChecks(undefined, bus), redis: redisCheck, view: () => rt.readiness() },
+        );
       }
     }
   } catch (err) {

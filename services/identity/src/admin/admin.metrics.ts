@@ -1,8 +1,9 @@
 /**
- * The admin API's counters, rendered in the Prometheus text format (0.0.4) like the client edge's
- * `/metrics`: a handful of numbers do not need a metrics library. Served on `GET /metrics` by the
- * admin server (see the identity README for who may read it).
+ * The admin API's counters, kept per AdminServer and exposed through the process's metric set
+ * (`@switchboard/metrics`, prom-client) while the server runs. `GET /metrics` on the admin socket
+ * and on ADMIN_LISTEN serves the whole process's set (see the identity README for who may read it).
  */
+import { processMetrics, type MetricSet } from '@switchboard/metrics';
 
 /** Why an authentication attempt on the TCP listener failed. */
 export type AuthFailureReason = 'missing' | 'invalid';
@@ -27,24 +28,34 @@ export class AdminMetrics {
     return this.authFailures.get(reason) ?? 0;
   }
 
-  render(): string {
-    const g = this.gauges();
-    return [
-      '# HELP switchboard_admin_auth_failures_total Admin API requests over TCP refused with 401, by reason (missing or invalid API key).',
-      '# TYPE switchboard_admin_auth_failures_total counter',
-      ...REASONS.map(
-        (r) => `switchboard_admin_auth_failures_total{reason="${r}"} ${this.authFailuresFor(r)}`,
+  /** Feeds `set` (the process's by default) from this instance until the returned function is called. */
+  observe(set: MetricSet = processMetrics()): () => void {
+    const offs = [
+      set.observeCounter(
+        'switchboard_admin_auth_failures_total',
+        'Admin API requests over TCP refused with 401, by reason (missing or invalid API key).',
+        ['reason'],
+        () => REASONS.map((reason) => ({ labels: { reason }, value: this.authFailuresFor(reason) })),
       ),
-      '# HELP switchboard_admin_auth_rate_limited_total Admin API requests over TCP refused with 429 because their source failed authentication too often.',
-      '# TYPE switchboard_admin_auth_rate_limited_total counter',
-      `switchboard_admin_auth_rate_limited_total ${this.authRateLimited}`,
-      '# HELP switchboard_admin_auth_tracked_sources Source addresses the failed-authentication limit currently remembers.',
-      '# TYPE switchboard_admin_auth_tracked_sources gauge',
-      `switchboard_admin_auth_tracked_sources ${g.trackedSources}`,
-      '# HELP switchboard_admin_auth_evicted_sources_total Live sources dropped to keep the tracked set bounded (many attacking addresses).',
-      '# TYPE switchboard_admin_auth_evicted_sources_total counter',
-      `switchboard_admin_auth_evicted_sources_total ${g.evictedSources}`,
-      '',
-    ].join('\n');
+      set.observeCounter(
+        'switchboard_admin_auth_rate_limited_total',
+        'Admin API requests over TCP refused with 429 because their source failed authentication too often.',
+        [],
+        () => this.authRateLimited,
+      ),
+      set.observeGauge(
+        'switchboard_admin_auth_tracked_sources',
+        'Source addresses the failed-authentication limit currently remembers.',
+        [],
+        () => this.gauges().trackedSources,
+      ),
+      set.observeCounter(
+        'switchboard_admin_auth_evicted_sources_total',
+        'Live sources dropped to keep the tracked set bounded (many attacking addresses).',
+        [],
+        () => this.gauges().evictedSources,
+      ),
+    ];
+    return () => offs.forEach((f) => f());
   }
 }

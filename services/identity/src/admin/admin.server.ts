@@ -19,6 +19,7 @@ import type { AuditLog } from '../audit/audit.service.js';
 import { decideAccess, principalRole, type Principal } from '../roles/roles.js';
 import { V1_ROUTES } from './admin.routes.js';
 import { AdminExceptionFilter } from './admin.errors.js';
+import { processMetrics } from '@switchboard/metrics';
 import { AdminMetrics, type AuthFailureReason } from './admin.metrics.js';
 import { listenPrivateSocket } from './admin.socket.js';
 import { AuthFailureLimiter, type AttemptTicket } from './auth-rate-limit.js';
@@ -64,6 +65,7 @@ export class AdminServer {
   tcpAddress: { host: string; port: number } | undefined;
   readonly authLimiter: AuthFailureLimiter;
   readonly metrics: AdminMetrics;
+  private unobserve: (() => void) | undefined;
 
   constructor(private readonly o: AdminServerOptions) {
     this.authLimiter = new AuthFailureLimiter({
@@ -78,6 +80,7 @@ export class AdminServer {
   }
 
   async start(): Promise<void> {
+    this.unobserve = this.metrics.observe();
     this.app = await NestFactory.create(AdminModule.forRoot(this.o.bus, this.o.identity, this.o.audit), {
       logger: false,
       bodyParser: false,
@@ -259,11 +262,20 @@ export class AdminServer {
   /** `GET /metrics` in the Prometheus text format; true when handled. */
   private serveMetrics(req: IncomingMessage, res: ServerResponse): boolean {
     if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') return false;
-    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(this.metrics.render());
+    const m = processMetrics();
+    m.text().then(
+      (body) => res.writeHead(200, { 'content-type': m.contentType }).end(body),
+      (err: unknown) => {
+        this.o.logger.error('could not render /metrics', { err });
+        res.writeHead(500).end();
+      },
+    );
     return true;
   }
 
   async stop(): Promise<void> {
+    this.unobserve?.();
+    this.unobserve = undefined;
     await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     for (const s of this.servers) s.closeAllConnections();
     await this.app?.close();

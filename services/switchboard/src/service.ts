@@ -15,6 +15,7 @@ import {
   type NetmapFanoutRuntime,
 } from '@switchboard/netmap-fanout';
 import { runtimeOf, startNestApp } from './nest-app.js';
+import { defaultServerUrl } from './serve.js';
 import { initZstd } from '@switchboard/protocol';
 import { baseConfigSchema } from './config.js';
 import { loadNoiseKey, openBus, openDatabase, openStreamRegistry, splitListen } from './assemble.js';
@@ -92,6 +93,9 @@ export async function runService(
             registry,
             serverPrivate: loadNoiseKey(cfg, fcfg, logger),
             derpMap: await loadDerpMap(fcfg),
+            derpMapConfigured: Boolean(fcfg.DERP_MAP_PATH ?? fcfg.DERP_MAP_URL),
+            dataDir: cfg.DATA_DIR,
+            advertiseHost: new URL(cfg.SERVER_URL ?? defaultServerUrl(port)).hostname.replace(/^\[|\]$/g, ''),
             host,
             port,
           }),

@@ -154,7 +154,10 @@ export class EdgeServer {
     const srv = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) =>
       this.onRequest(req, res),
     );
-    srv.on('connection', (socket: Socket) => this.onConnection(socket));
+    // With TLS on the port, connections are counted at accept, before the first byte is sniffed.
+    srv.on('connection', (socket: Socket) => {
+      if (!this.o.tls) this.onConnection(socket);
+    });
     srv.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
       this.onUpgrade(req, socket, head),
     );
@@ -162,7 +165,9 @@ export class EdgeServer {
       this.o.logger.debug('bad HTTP request on the client edge', { err });
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
     });
-    const listener = this.o.tls ? sniffTls(srv, this.o.tls, this.o.logger) : srv;
+    const listener = this.o.tls
+      ? sniffTls(srv, this.o.tls, this.o.logger, (socket) => this.onConnection(socket))
+      : srv;
     await new Promise<void>((resolve, reject) => {
       listener.once('error', reject);
       listener.listen(this.o.port, this.o.host, () => resolve());
@@ -397,12 +402,19 @@ export class EdgeServer {
  * One TCP port for plain HTTP and HTTPS: the first byte of each connection decides (0x16 starts a
  * TLS handshake). Both end up as connections of the same HTTP server, so its limits apply to both.
  */
-function sniffTls(http: Server, tls: { key: string; cert: string }, logger: Logger): NetServer {
+function sniffTls(
+  http: Server,
+  tls: { key: string; cert: string },
+  logger: Logger,
+  onAccept: (socket: Socket) => void,
+): NetServer {
   const tlsServer = createTlsServer({ key: tls.key, cert: tls.cert, ALPNProtocols: ['http/1.1'] });
   tlsServer.on('secureConnection', (s) => http.emit('connection', s));
   tlsServer.on('tlsClientError', (err) => logger.debug('TLS handshake failed on the client edge', { err }));
   const net = createNetServer((socket) => {
     socket.on('error', () => undefined);
+    onAccept(socket);
+    if (socket.destroyed) return;
     const timer = setTimeout(() => socket.destroy(), 10_000);
     socket.once('data', (first: Buffer) => {
       clearTimeout(timer);

@@ -6,7 +6,7 @@
  * replicas' relay announcements on the bus (`setPeers`).
  */
 import type { Logger } from '@switchboard/common';
-import type { BoxKey } from '@switchboard/derp';
+import { PeerPresentFlags, type BoxKey } from '@switchboard/derp';
 import { DerpClient } from './derp-client.js';
 import type { DerpRelay, PacketForwarder } from './derp-relay.js';
 
@@ -49,7 +49,9 @@ class MeshLink implements PacketForwarder {
       meshKey: this.o.meshKey,
       insecure: true, // our replicas' relays; the mesh key authenticates both ends' intent
       onFrame: (f) => {
-        if (f.type === 'peer-present') this.o.relay.setForwarder(f.peer.toString('hex'), this);
+        // Other replicas' mesh clients are not destinations (derp PeerPresentIsMeshPeer).
+        if (f.type === 'peer-present' && ((f.flags ?? 0) & PeerPresentFlags.IsMeshPeer) === 0)
+          this.o.relay.setForwarder(f.peer.toString('hex'), this);
         else if (f.type === 'peer-gone') this.o.relay.setForwarder(f.peer.toString('hex'), undefined);
       },
       onClose: () => this.lost('mesh connection closed'),

@@ -94,7 +94,7 @@ test('the map served with no DERP configuration is one region pointing at this s
   assert.ok(
     derpNode.CertName === undefined
       ? derpNode.InsecureForTests === true
-      : /^sha256-raw:[0-9a-f]{64}$/.test(String(derpNode.CertName)),
+      : /^sha256-raw:[0-9a-f]{64}$/.test(derpNode.CertName as string),
   );
 });
 

@@ -116,10 +116,7 @@ export class EmbeddedDerp {
           capVersion,
           regionId: cfg.DERP_REGION_ID,
         });
-        m =
-          cfg.DERP_SELF_REGION === 'true'
-            ? ({ ...base, Regions: { ...base.Regions, ...own.Regions } } as DERPMap)
-            : own;
+        m = cfg.DERP_SELF_REGION === 'true' ? { ...base, Regions: { ...base.Regions, ...own.Regions } } : own;
         cache.set(pinned, m);
       }
       return m;

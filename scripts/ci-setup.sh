@@ -30,6 +30,7 @@ declare -A NEED=(
   [flock]=util-linux
   [pgrep]=procps
   [curl]=curl
+  [nft]=nftables
   [timeout]=coreutils
   [chromium]=chromium
   [pg_ctlcluster]=postgresql

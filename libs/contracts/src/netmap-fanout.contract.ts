@@ -19,3 +19,12 @@ export const Presence = defineBroadcast(
     replicaId: z.string(),
   }),
 );
+
+/**
+ * A replica's embedded DERP relay is up at `url` (sent every few seconds): the other replicas' relays
+ * mesh with it, and forget it when the announcements stop.
+ */
+export const DerpRelayAnnounced = defineBroadcast(
+  'fanout.v1.derp-relay',
+  z.object({ replicaId: z.string(), url: z.string().url(), relayKey: z.string() }),
+);

@@ -7,7 +7,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { constants as h2constants } from 'node:http2';
 import type * as http2 from 'node:http2';
-import type { Socket } from 'node:net';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { errorMessage, LimitedLogger, type Logger, sourceKey, SwitchboardError } from '@switchboard/common';
 import {
@@ -42,6 +43,13 @@ export interface EdgeOptions {
   minCapVersion: number;
   /** Extra plain-HTTP routes (metrics, readiness); return true when handled. */
   extraRoutes?: (req: IncomingMessage, res: ServerResponse) => boolean;
+  /** Extra upgrades (the DERP relay's `/derp`), tried before `/ts2021`; return true when taken. */
+  extraUpgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
+  /**
+   * A certificate to also speak TLS on the same port: connections whose first byte is a TLS
+   * handshake get HTTPS (the DERP relay needs it), the rest plain HTTP as before.
+   */
+  tls?: { key: string; cert: string };
   limits?: Partial<EdgeLimits>;
   /** The legacy NaCl channel (`LEGACY_PROTOCOL=true`); absent = `/key` offers Noise only. */
   legacy?: EdgeLegacyOptions;
@@ -95,6 +103,7 @@ const OPTIONAL = new Set([
 
 export class EdgeServer {
   private server: Server | undefined;
+  private listener: NetServer | Server | undefined;
   private readonly h2: NoiseHttp2Server;
   private readonly upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
   readonly publicKeyText: string;
@@ -121,6 +130,7 @@ export class EdgeServer {
   private readonly acceptLog: Logger;
 
   constructor(private readonly o: EdgeOptions) {
+    this.o = { ...o };
     this.limits = { ...DEFAULT_EDGE_LIMITS, ...o.limits };
     this.acceptLog = new LimitedLogger(o.logger.child('accept'), { linesPerWindow: 20 });
     this.publicKeyText = formatKey('machine', publicKeyFromPrivate('machine', o.serverPrivate));
@@ -148,11 +158,19 @@ export class EdgeServer {
     });
   }
 
+  /** Sets the certificate served on the same port (before `start`). */
+  setTls(tls: { key: string; cert: string }): void {
+    this.o.tls = tls;
+  }
+
   async start(): Promise<void> {
     const srv = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) =>
       this.onRequest(req, res),
     );
-    srv.on('connection', (socket: Socket) => this.onConnection(socket));
+    // With TLS on the port, connections are counted at accept, before the first byte is sniffed.
+    srv.on('connection', (socket: Socket) => {
+      if (!this.o.tls) this.onConnection(socket);
+    });
     srv.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
       this.onUpgrade(req, socket, head),
     );
@@ -160,18 +178,23 @@ export class EdgeServer {
       this.o.logger.debug('bad HTTP request on the client edge', { err });
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
     });
+    const listener = this.o.tls
+      ? sniffTls(srv, this.o.tls, this.o.logger, (socket) => this.onConnection(socket))
+      : srv;
     await new Promise<void>((resolve, reject) => {
-      srv.once('error', reject);
-      srv.listen(this.o.port, this.o.host, () => resolve());
+      listener.once('error', reject);
+      listener.listen(this.o.port, this.o.host, () => resolve());
     });
-    const addr = srv.address();
+    const addr = listener.address();
     if (addr && typeof addr === 'object') this.boundPort = addr.port;
     this.server = srv;
+    this.listener = listener;
   }
 
   async stop(): Promise<void> {
     const srv = this.server;
     if (!srv) return;
+    if (this.listener !== srv) this.listener?.close();
     await new Promise<void>((r) => {
       srv.close(() => r());
       srv.closeAllConnections();
@@ -257,6 +280,7 @@ export class EdgeServer {
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', (err) => this.o.logger.debug('client connection error', { err: errorMessage(err) }));
+    if (this.o.extraUpgrade?.(req, socket, head)) return;
     if (this.upgrade(req, socket, head)) return;
     this.counters.upgradeFailures++;
     socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
@@ -395,6 +419,36 @@ export class EdgeServer {
     if (stream.headersSent) return;
     respondText(stream, status, message);
   }
+}
+
+/**
+ * One TCP port for plain HTTP and HTTPS: the first byte of each connection decides (0x16 starts a
+ * TLS handshake). Both end up as connections of the same HTTP server, so its limits apply to both.
+ */
+function sniffTls(
+  http: Server,
+  tls: { key: string; cert: string },
+  logger: Logger,
+  onAccept: (socket: Socket) => void,
+): NetServer {
+  const tlsServer = createTlsServer({ key: tls.key, cert: tls.cert, ALPNProtocols: ['http/1.1'] });
+  tlsServer.on('secureConnection', (s) => http.emit('connection', s));
+  tlsServer.on('tlsClientError', (err) => logger.debug('TLS handshake failed on the client edge', { err }));
+  const net = createNetServer((socket) => {
+    socket.on('error', () => undefined);
+    onAccept(socket);
+    if (socket.destroyed) return;
+    const timer = setTimeout(() => socket.destroy(), 10_000);
+    socket.once('data', (first: Buffer) => {
+      clearTimeout(timer);
+      socket.pause();
+      socket.unshift(first);
+      if (first[0] === 0x16) tlsServer.emit('connection', socket);
+      else http.emit('connection', socket);
+      process.nextTick(() => socket.resume());
+    });
+  });
+  return net;
 }
 
 /** A map stream over an HTTP/2 response: each frame is written (and flushed) as it comes. */

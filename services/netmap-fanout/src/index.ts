@@ -6,3 +6,5 @@ export * from './fanout-engine.js';
 export * from './map-builder.js';
 export { PolicyState } from './policy-state.js';
 export * from './netmap-fanout.module.js';
+export { DerpClient, type DerpClientOptions } from './derp/derp-client.js';
+export { DerpRelay, type RelayStats } from './derp/derp-relay.js';

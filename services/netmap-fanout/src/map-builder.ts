@@ -92,6 +92,8 @@ export const ZERO_TIME = '0001-01-01T00:00:00Z';
 
 export interface MapSettings {
   derpMap: DERPMap;
+  /** When set, the DERP map for a client of this capability version (the embedded relay's pin). */
+  derpMapFor?: (capVersion: number) => DERPMap;
   magicDns: boolean;
   nameservers: string[];
   disableCaptivePortalDetection: boolean;

@@ -118,7 +118,7 @@ export class MapRenderer {
     const ssh = authorized ? policy.sshPolicy(self) : null;
     const msg = new MapResponseJson()
       .setJson('Node', this.selfJson(self, now))
-      .set('DERPMap', settings.derpMap)
+      .set('DERPMap', settings.derpMapFor?.(self.capVersion) ?? settings.derpMap)
       .set('DNSConfig', dnsConfig(tailnet, settings, model.dns.get(self.tailnetId)))
       .set('Domain', tailnet?.domain ?? '')
       .setJson('PacketFilter', authorized ? policy.filterJson(self) : DENY_ALL_FILTER)

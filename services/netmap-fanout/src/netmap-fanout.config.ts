@@ -20,6 +20,35 @@ export const fanoutConfigSchema = z.object({
   /** DERP map as a tailcfg.DERPMap JSON file, or a URL serving one. */
   DERP_MAP_PATH: z.string().optional(),
   DERP_MAP_URL: z.string().url().optional(),
+  /**
+   * The embedded DERP relay on the client edge's port (TLS on the same port) and STUN on UDP.
+   * `auto`: serve our own region when no DERP_MAP_PATH/URL is set; `true`: also add it to a
+   * configured map; `false`: no relay, no STUN.
+   */
+  DERP_SELF_REGION: z.enum(['auto', 'true', 'false']).default('auto'),
+  /** Host name or IP clients dial for the relay and STUN; default: the SERVER_URL host. */
+  DERP_HOSTNAME: z.string().optional(),
+  /** DERP region id of our own region (900-999 are reserved for self-hosted). */
+  DERP_REGION_ID: z.coerce.number().int().min(1).default(900),
+  /** UDP port of the STUN server (0 = any free port, -1 = no STUN). */
+  STUN_PORT: z.coerce.number().int().min(-1).max(65535).default(3478),
+  /** Operator certificate for the relay (PEM); without it one is made in DATA_DIR and pinned in the map. */
+  DERP_TLS_CERT_FILE: z.string().optional(),
+  DERP_TLS_KEY_FILE: z.string().optional(),
+  /** Shared key of the relays of all replicas (64 hex); required for the mesh. */
+  DERP_MESH_KEY: z
+    .string()
+    .regex(/^\s*[0-9a-f]{64}\s*$/, '64 lowercase hex digits')
+    .transform((s) => s.trim())
+    .optional(),
+  /** Other replicas' relay URLs to mesh with (comma-separated `https://host:port/derp`), besides those announced on the bus. */
+  DERP_MESH_WITH: z.string().optional(),
+  /** Outgoing bytes queued per relay client before packets to it are dropped. */
+  DERP_QUEUE_BYTES: z.coerce
+    .number()
+    .int()
+    .min(65_600)
+    .default(256 << 10),
   MAGIC_DNS: bool('true'),
   /** Comma-separated resolvers pushed to clients (IP, IP:port or DoH URL). */
   DNS_NAMESERVERS: z

@@ -18,13 +18,15 @@ import {
   type PrivateKey,
 } from '@switchboard/protocol';
 import { ControlHandlers } from './control-handlers.js';
+import { EmbeddedDerp } from './derp/embedded-derp.js';
+import type { MapSettings } from './map-builder.js';
 import { EdgeServer, MAX_BODY, type EdgeLegacyOptions } from './edge.server.js';
 import { FanoutEngine } from './fanout-engine.js';
 import { FanoutMetrics } from './fanout.metrics.js';
 import { LegacyChannel } from './legacy.handler.js';
 import type { FanoutConfig } from './netmap-fanout.config.js';
 import { PolicyState } from './policy-state.js';
-import { ReadModel, type ReadModelReader } from './read-model.js';
+import { ReadModel, type ModelChange, type ReadModelReader } from './read-model.js';
 import type { StreamRegistry } from './stream-registry.js';
 import { ModelSync } from './sync.js';
 import { ViewIngress } from './view-ingress.js';
@@ -42,6 +44,12 @@ export interface FanoutRuntimeOptions {
   port: number;
   /** More plain-HTTP routes on the client port (the admin API v2 in one-process mode); true when handled. */
   httpRoutes?: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
+  /** Where the relay's self-signed certificate is kept (DATA_DIR). */
+  dataDir?: string;
+  /** Host clients reach this server at (the SERVER_URL host); the relay's default DERPHostName. */
+  advertiseHost?: string;
+  /** True when DERP_MAP_PATH or DERP_MAP_URL gave the map. */
+  derpMapConfigured?: boolean;
 }
 
 export class NetmapFanoutRuntime {
@@ -58,6 +66,8 @@ export class NetmapFanoutRuntime {
   private readonly handlers: ControlHandlers;
   private subs: Subscription[] = [];
   readonly metrics: FanoutMetrics;
+  /** The embedded DERP relay and STUN server (absent with DERP_SELF_REGION=false). */
+  readonly derp: EmbeddedDerp | undefined;
 
   constructor(private readonly o: FanoutRuntimeOptions) {
     this.replicaId =
@@ -71,14 +81,26 @@ export class NetmapFanoutRuntime {
       replicaId: this.replicaId,
     });
     this.policy = new PolicyState(this.model, log.child('policy'));
+    const settings: MapSettings = {
+      derpMap: o.derpMap,
+      magicDns: o.config.MAGIC_DNS,
+      nameservers: o.config.DNS_NAMESERVERS,
+      disableCaptivePortalDetection: o.config.DISABLE_CAPTIVE_PORTAL_DETECTION,
+    };
+    const self = o.config.DERP_SELF_REGION;
+    if (self === 'true' || (self === 'auto' && !o.derpMapConfigured))
+      this.derp = new EmbeddedDerp({
+        config: o.config,
+        model: this.model,
+        settings,
+        logger: log.child('derp'),
+        host: o.host,
+        dataDir: o.dataDir ?? '.',
+        advertiseHost: o.advertiseHost,
+      });
     this.engine = new FanoutEngine({
       model: this.model,
-      settings: {
-        derpMap: o.derpMap,
-        magicDns: o.config.MAGIC_DNS,
-        nameservers: o.config.DNS_NAMESERVERS,
-        disableCaptivePortalDetection: o.config.DISABLE_CAPTIVE_PORTAL_DETECTION,
-      },
+      settings,
       policy: this.policy,
       encoder: {
         compress: (text) => {
@@ -92,7 +114,15 @@ export class NetmapFanoutRuntime {
       keepAliveMs: o.config.KEEPALIVE_INTERVAL_MS,
       onFlush: (n) => this.metrics.onFlush(n),
     });
-    this.ingress = new ViewIngress(this.store, this.policy, this.engine, log.child('ingress'));
+    const sink = this.derp
+      ? {
+          apply: (changes: ModelChange[]) => {
+            this.engine.apply(changes);
+            this.derp?.onModelChanges(changes);
+          },
+        }
+      : this.engine;
+    this.ingress = new ViewIngress(this.store, this.policy, sink, log.child('ingress'));
     this.sync = new ModelSync(o.bus, this.ingress, log.child('sync'), (ev) => this.metrics.onEvent(ev));
     this.handlers = new ControlHandlers({
       bus: o.bus,
@@ -120,7 +150,9 @@ export class NetmapFanoutRuntime {
         maxStreamsPerConnection: o.config.EDGE_MAX_STREAMS_PER_CONNECTION,
         maxRequestsPerConnection: o.config.EDGE_MAX_REQUESTS_PER_CONNECTION,
       },
+      ...(this.derp ? { extraUpgrade: this.derp.upgradeHandler } : {}),
       extraRoutes: (req, res) => {
+        if (this.derp?.relay.handleRequest(req, res)) return true;
         if (req.url === '/ready') {
           const ok = this.sync.ready;
           res
@@ -182,11 +214,19 @@ export class NetmapFanoutRuntime {
     );
     await this.sync.start();
     this.engine.start();
+    if (this.derp) this.edge.setTls(await this.derp.loadTls());
     await this.edge.start();
+    if (this.derp) {
+      await this.derp.start(this.edge.boundPort);
+      const sub = this.derp.startMesh(this.o.bus, this.replicaId);
+      if (sub) this.subs.push(sub);
+    }
   }
 
   async stop(): Promise<void> {
+    this.derp?.relay.close();
     await this.edge.stop();
+    await this.derp?.stop();
     const held = [...this.model.nodes.keys()].filter((id) => this.engine.streamFor(id));
     this.engine.stop();
     await this.o.registry.releaseReplica(this.replicaId, held).catch(() => undefined);

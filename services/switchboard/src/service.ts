@@ -15,6 +15,7 @@ import {
   type NetmapFanoutRuntime,
 } from '@switchboard/netmap-fanout';
 import { runtimeOf, startNestApp } from './nest-app.js';
+import { defaultServerUrl } from './serve.js';
 import { initZstd } from '@switchboard/protocol';
 import type { ReadinessCheck } from '@switchboard/metrics';
 import { baseConfigSchema } from './config.js';
@@ -121,6 +122,9 @@ export async function runService(
             serverPrivate: loadNoiseKey(cfg, fcfg, logger),
             legacyPrivate: loadLegacyKey(cfg, fcfg, logger),
             derpMap: await loadDerpMap(fcfg),
+            derpMapConfigured: Boolean(fcfg.DERP_MAP_PATH ?? fcfg.DERP_MAP_URL),
+            dataDir: cfg.DATA_DIR,
+            advertiseHost: new URL(cfg.SERVER_URL ?? defaultServerUrl(port)).hostname.replace(/^\[|\]$/g, ''),
             host,
             port,
           }),

@@ -191,11 +191,15 @@ export class Harness {
     };
   }
 
-  /** Environment every tailscaled gets (see docs/control-protocol-transport.md §9.2). */
+  /**
+   * Environment every tailscaled gets (see docs/control-protocol-transport.md §9.2). Plain-HTTP
+   * DERP only for the harness's own derper; with `derp: false` clients use the server's relay over
+   * TLS with no DERP debug variables, as stock clients do.
+   */
   tailscaledEnv(): NodeJS.ProcessEnv {
     return this.processEnv({
       TS_NO_LOGS_NO_SUPPORT: 'true',
-      TS_DEBUG_USE_DERP_HTTP: '1',
+      ...(this.derp ? { TS_DEBUG_USE_DERP_HTTP: '1' } : {}),
       TS_DISABLE_PORTMAPPER: '1',
       TS_DISABLE_UPNP: '1',
       TS_ASSUME_NETWORK_UP_FOR_TEST: '1',

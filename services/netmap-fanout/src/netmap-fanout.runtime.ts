@@ -2,10 +2,12 @@
  * Assembles one netmap-fanout replica: read model + sync, fan-out engine, control handlers, the
  * client edge, and the cross-replica broadcasts (stream claims, presence).
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
 import type { Bus, Subscription } from '@switchboard/bus';
 import type { Logger } from '@switchboard/common';
-import { fanout, subscribeBroadcast } from '@switchboard/contracts';
+import { fanout, keyRegistry, subscribeBroadcast } from '@switchboard/contracts';
+import { LoginWaiters } from './login-waiters.js';
 import {
   KEEP_ALIVE_FRAME,
   frameMapPayload,
@@ -32,6 +34,11 @@ export interface FanoutRuntimeOptions {
   derpMap: DERPMap;
   host: string;
   port: number;
+  /**
+   * More plain-HTTP routes on the client edge's listener (`serve` mounts identity's login pages
+   * here, next to /ts2021); return true when handled.
+   */
+  httpRoutes?: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
 
 export class NetmapFanoutRuntime {
@@ -47,6 +54,7 @@ export class NetmapFanoutRuntime {
   readonly policy: PolicyState;
   private readonly handlers: ControlHandlers;
   private subs: Subscription[] = [];
+  readonly logins = new LoginWaiters();
 
   constructor(private readonly o: FanoutRuntimeOptions) {
     this.replicaId =
@@ -83,6 +91,7 @@ export class NetmapFanoutRuntime {
       registry: o.registry,
       replicaId: this.replicaId,
       logger: log.child('control'),
+      logins: this.logins,
     });
     this.edge = new EdgeServer({
       host: o.host,
@@ -112,7 +121,7 @@ export class NetmapFanoutRuntime {
           res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(this.metrics());
           return true;
         }
-        return false;
+        return o.httpRoutes?.(req, res) ?? false;
       },
     });
   }
@@ -131,6 +140,12 @@ export class NetmapFanoutRuntime {
         fanout.Presence,
         (m) => this.ingress.applyPresence(m.nodeId, m.online, m.at),
         (err) => log.warn('ignored malformed presence message', { err }),
+      ),
+      subscribeBroadcast(
+        this.o.bus,
+        keyRegistry.LoginSettled,
+        (m) => this.logins.settled(m.loginId),
+        (err) => log.warn('ignored malformed login-settled message', { err }),
       ),
     );
     await this.sync.start();

@@ -170,7 +170,6 @@ export class InteractiveLoginService {
     const sameMachine =
       (await repo.nodeByMachineOwner(q, user.tailnetId, p.machineKey, owner.ownerKey)) ??
       current ??
-      null ??
       (old && old.machineKey === p.machineKey ? old : null);
     if (current && sameMachine && current.id !== sameMachine.id)
       return { kind: 'refused', message: 'node key is already used by another node of this machine' };

@@ -30,6 +30,7 @@ export const CLI_OPTIONS = {
   node: { type: 'string' },
   limit: { type: 'string' },
   routes: { type: 'string', short: 'r' },
+  key: { type: 'string', short: 'k' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
@@ -44,6 +45,8 @@ export const COMMANDS: Readonly<Record<string, readonly CliOption[]>> = {
   'users list': [],
   'users delete': ['identifier'],
   'users destroy': ['identifier'],
+  'users disable': ['identifier'],
+  'users enable': ['identifier'],
   'preauthkeys create': ['user', 'reusable', 'ephemeral', 'tags', 'expiration'],
   'preauthkeys list': ['user'],
   'preauthkeys expire': ['prefix'],
@@ -54,6 +57,7 @@ export const COMMANDS: Readonly<Record<string, readonly CliOption[]>> = {
   'nodes approve': ['identifier'],
   'nodes tag': ['identifier', 'tags'],
   'nodes approve-routes': ['identifier', 'routes'],
+  'nodes register': ['user', 'key'],
   'policy get': ['version'],
   'policy set': ['file'],
   'policy check': ['file'],

@@ -3,6 +3,7 @@
  * NATS_URL is set), embedded PGlite (or Postgres when DATABASE_URL is set) and an in-memory stream
  * registry (or Redis when REDIS_URL is set), plus the admin API on a unix socket.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { createLogger, parseConfig, configureLogging, type Logger } from '@switchboard/common';
@@ -92,9 +93,20 @@ export async function serve(opts: ServeOptions = {}): Promise<RunningServer> {
     stack.push(() => registry.close());
 
     const { host, port } = splitListen(cfg.LISTEN_ADDR);
+    // The login pages live next to /ts2021 on the client edge's listener; their public URL is
+    // PUBLIC_URL, else SERVER_URL, else derived from the bound port (known once the edge listens).
+    let boundPort = port;
+    const publicUrl = (): string =>
+      krCfg.PUBLIC_URL ?? cfg.SERVER_URL?.replace(/\/+$/, '') ?? defaultServerUrl(boundPort);
+    let loginRoutes: ((req: IncomingMessage, res: ServerResponse) => boolean) | null = null;
     const app = await startNestApp([
-      IdentityModule.forRoot({ db, bus, logger: logger.child('identity') }),
-      KeyRegistryModule.forRoot({ db, bus, config: krCfg, logger: logger.child('key-registry') }),
+      IdentityModule.forRoot({
+        db,
+        bus,
+        logger: logger.child('identity'),
+        login: { configFile: env.LOGIN_CONFIG_FILE, publicUrl },
+      }),
+      KeyRegistryModule.forRoot({ db, bus, config: krCfg, logger: logger.child('key-registry'), publicUrl }),
       PolicyCompilerModule.forRoot({ db, bus, logger: logger.child('policy-compiler') }),
       NetmapFanoutModule.forRoot({
         bus,
@@ -105,10 +117,12 @@ export async function serve(opts: ServeOptions = {}): Promise<RunningServer> {
         derpMap: await loadDerpMap(fCfg),
         host,
         port,
+        httpRoutes: (req, res) => loginRoutes?.(req, res) ?? false,
       }),
     ]);
     stack.push(() => app.close());
     const identity = runtimeOf<IdentityRuntime>(app, IDENTITY_RUNTIME);
+    loginRoutes = identity.loginRoutes;
     const keyRegistry = runtimeOf<KeyRegistryRuntime>(app, KEY_REGISTRY_RUNTIME);
     const fanout = runtimeOf<NetmapFanoutRuntime>(app, FANOUT_RUNTIME);
 
@@ -124,7 +138,7 @@ export async function serve(opts: ServeOptions = {}): Promise<RunningServer> {
     await admin.start();
     stack.push(() => admin.stop());
 
-    const boundPort = fanout.edge.boundPort;
+    boundPort = fanout.edge.boundPort;
     const url = cfg.SERVER_URL ?? defaultServerUrl(boundPort);
     return { url, port: boundPort, adminSocket, bus, db, fanout, keyRegistry, identity, stop: stopAll };
   } catch (err) {

@@ -97,7 +97,11 @@ export async function serve(opts: ServeOptions = {}): Promise<RunningServer> {
     // PUBLIC_URL, else SERVER_URL, else derived from the bound port (known once the edge listens).
     let boundPort = port;
     const publicUrl = (): string =>
-      krCfg.PUBLIC_URL ?? cfg.SERVER_URL?.replace(/\/+$/, '') ?? defaultServerUrl(boundPort);
+      krCfg.PUBLIC_URL ??
+      cfg.SERVER_URL?.replace(/\/+$/, '') ??
+      (host === '0.0.0.0' || host === '::'
+        ? defaultServerUrl(boundPort)
+        : `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`);
     let loginRoutes: ((req: IncomingMessage, res: ServerResponse) => boolean) | null = null;
     const app = await startNestApp([
       IdentityModule.forRoot({

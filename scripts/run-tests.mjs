@@ -4,6 +4,7 @@
 //   integration: services/*/dist/test/**/*.test.js, libs/*/dist/test/**/*.test.js (real Postgres, Redis, NATS)
 //   interop:     test/dist/test/{harness,interop}/**/*.test.js (real tailscale clients in network namespaces)
 //   e2e:         test/dist/test/e2e/**/*.test.js
+//   login:       test/dist/test/login/**/*.test.js   (browser login: real clients, headless Chromium, real IdPs)
 //   fuzz:        **/dist/src/**/*.fuzz.js         (fast-check properties; FUZZ_RUNS runs each, FUZZ_SEED/FUZZ_PATH replay)
 import { readdirSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -44,6 +45,8 @@ for (const tier of tiers) {
         ...walk(join(dist, 'test', 'interop'), []).filter((f) => f.endsWith('.test.js')),
       );
     if (tier === 'fuzz') files.push(...walk(join(dist, 'src'), []).filter((f) => f.endsWith('.fuzz.js')));
+    if (tier === 'login' && pkg.endsWith('/test'))
+      files.push(...walk(join(dist, 'test', 'login'), []).filter((f) => f.endsWith('.test.js')));
     if (tier === 'e2e' && pkg.endsWith('/test'))
       files.push(...walk(join(dist, 'test', 'e2e'), []).filter((f) => f.endsWith('.test.js')));
   }
@@ -59,7 +62,7 @@ if (tiers.includes('fuzz'))
         ? ` FUZZ_SEED=${process.env.FUZZ_SEED}`
         : ' (random seeds; a failure prints its seed and path)'),
   );
-const concurrency = tiers.includes('interop') ? '1' : (process.env.TEST_CONCURRENCY ?? '2');
+const concurrency = tiers.includes('interop') || tiers.includes('login') ? '1' : (process.env.TEST_CONCURRENCY ?? '2');
 const r = spawnSync(
   process.execPath,
   ['--enable-source-maps', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files],

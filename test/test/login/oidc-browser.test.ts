@@ -159,7 +159,7 @@ test('browser login (OIDC) with real clients and Chromium, one process', { timeo
           },
         },
         {
-          name: 'domain not allowed',
+          name: 'group not allowed',
           code: 'group_not_allowed',
           run: async () => {
             const p = await freshPage();

@@ -213,8 +213,27 @@ export class OidcProvider implements LoginProvider {
 
 /** Turns openid-client's errors into refusals that say which check failed. */
 function refusalFor(err: unknown, idp: string): LoginRefused {
-  const e = err as { code?: string; message?: string; cause?: { claim?: string; error?: string } };
-  const claim = e.cause?.claim;
+  // openid-client wraps oauth4webapi's errors; the code and the failed claim sit somewhere in the cause chain.
+  type Cause = { code?: string; message?: string; claim?: string; error?: string; cause?: unknown };
+  const chain: Cause[] = [];
+  for (let c: unknown = err; c && typeof c === 'object' && chain.length < 5; c = (c as Cause).cause)
+    chain.push(c as Cause);
+  const find = (k: 'code' | 'claim' | 'error'): string | undefined =>
+    chain.map((c) => c[k]).find((v): v is string => typeof v === 'string');
+  const codes = chain.map((c) => c.code);
+  const e = {
+    code: codes.includes('OAUTH_JWT_CLAIM_COMPARISON_FAILED')
+      ? 'OAUTH_JWT_CLAIM_COMPARISON_FAILED'
+      : codes.includes('OAUTH_JWT_TIMESTAMP_CHECK_FAILED')
+        ? 'OAUTH_JWT_TIMESTAMP_CHECK_FAILED'
+        : find('code'),
+    message: chain
+      .map((c) => c.message)
+      .filter(Boolean)
+      .join(': '),
+    cause: { error: find('error') },
+  };
+  const claim = find('claim');
   if (e.code === 'OAUTH_JWT_CLAIM_COMPARISON_FAILED' && claim === 'nonce')
     return new LoginRefused(
       'oidc_nonce_mismatch',

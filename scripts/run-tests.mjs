@@ -62,7 +62,8 @@ if (tiers.includes('fuzz'))
         ? ` FUZZ_SEED=${process.env.FUZZ_SEED}`
         : ' (random seeds; a failure prints its seed and path)'),
   );
-const concurrency = tiers.includes('interop') || tiers.includes('login') ? '1' : (process.env.TEST_CONCURRENCY ?? '2');
+const concurrency =
+  tiers.includes('interop') || tiers.includes('login') ? '1' : (process.env.TEST_CONCURRENCY ?? '2');
 const r = spawnSync(
   process.execPath,
   ['--enable-source-maps', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files],

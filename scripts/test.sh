@@ -15,6 +15,8 @@ pnpm test
 node scripts/run-tests.mjs fuzz
 echo "== real-client interop tests" >&2
 pnpm test:interop
+echo "== browser login tests (real clients, headless Chromium, real IdPs)" >&2
+pnpm test:login
 echo "== unit and integration tests again on Node 24 (the containers' runtime)" >&2
 node24="$(bash scripts/install-node24.sh)"
 "$node24" scripts/run-tests.mjs unit integration

@@ -15,7 +15,8 @@ import { runAdminCli, serve } from '@switchboard/switchboard';
 import { withRealClients } from '../../src/scenarios/embedded-server.js';
 import { ip, peersOf, spawnIn, status } from '../../src/harness/node.js';
 import { notYet, waitFor } from '../../src/harness/wait.js';
-import { launchBrowser, loginInBrowser, signInAtOp } from '../../src/login/browser.js';
+import { launchBrowser, loginInBrowser } from '../../src/login/browser.js';
+import { checkRefusals } from '../../src/login/refusals.js';
 import { startOidcProvider } from '../../src/login/oidc-op.js';
 import {
   interactiveUp,
@@ -132,75 +133,20 @@ test('browser login (OIDC) with real clients and Chromium, one process', { timeo
       // Refusals, each with a page, a log line and no node registered.
       const eve = await h.startNode({ name: 'eve', loginServer: controlUrl });
       const eveUp = await interactiveUp(eve, controlUrl, 300);
-      const before = await nodeCount();
-      const refusals: { name: string; code: string; run: () => Promise<string> }[] = [
-        {
-          name: 'state mismatch',
-          code: 'oidc_state_mismatch',
-          run: async () => {
-            const p = await browser.newPage();
-            const r = await p.goto(`${controlUrl}/login/callback/op?code=abc&state=forged-state-value`);
-            assert.equal(r?.status(), 400);
-            return (await p.textContent('main')) ?? '';
-          },
+      await checkRefusals({
+        controlUrl,
+        authUrl: eveUp.authUrl,
+        browser: () => browser.newPage(),
+        freshPage,
+        lines,
+        nodeCount,
+        tamperNonce: async () => {
+          await srv.db.query(
+            `UPDATE identity.oidc_attempts SET nonce = 'not-the-nonce-sent' WHERE used_at IS NULL`,
+          );
         },
-        {
-          name: 'nonce mismatch',
-          code: 'oidc_nonce_mismatch',
-          run: async () => {
-            const p = await freshPage();
-            await p.goto(`${eveUp.authUrl}?provider=op`);
-            await p.waitForSelector('input[name=login]');
-            await srv.db.query(
-              `UPDATE identity.oidc_attempts SET nonce = 'not-the-nonce-sent' WHERE used_at IS NULL`,
-            );
-            await signInAtOp(p, 'alice');
-            return (await p.textContent('main')) ?? '';
-          },
-        },
-        {
-          name: 'group not allowed',
-          code: 'group_not_allowed',
-          run: async () => {
-            const p = await freshPage();
-            await p.goto(`${eveUp.authUrl}?provider=strict`);
-            await signInAtOp(p, 'bob');
-            return (await p.textContent('main')) ?? '';
-          },
-        },
-        {
-          name: 'domain not allowed',
-          code: 'domain_not_allowed',
-          run: async () => {
-            const p = await freshPage();
-            await p.goto(`${eveUp.authUrl}?provider=strict`);
-            await signInAtOp(p, 'mallory');
-            return (await p.textContent('main')) ?? '';
-          },
-        },
-        {
-          name: 'MFA required',
-          code: 'mfa_required',
-          run: async () => {
-            const p = await freshPage();
-            await p.goto(`${eveUp.authUrl}?provider=mfa`);
-            await signInAtOp(p, 'alice');
-            return (await p.textContent('main')) ?? '';
-          },
-        },
-      ];
-      for (const r of refusals) {
-        const pageText = await r.run();
-        assert.match(pageText, /What went wrong/, `${r.name}: a refusal page`);
-        assert.ok(pageText.includes(r.code), `${r.name}: the page names ${r.code}: ${pageText}`);
-        assert.ok(!/at .*\.js:\d+/.test(pageText), `${r.name}: no stack trace`);
-        assert.ok(
-          lines.some((l) => l.msg === 'login refused' && l.fields.code === r.code),
-          `${r.name}: a log line with code ${r.code}`,
-        );
-        assert.equal(await nodeCount(), before, `${r.name}: nothing registered`);
-        t.diagnostic(`refused as expected: ${r.name} (${r.code})`);
-      }
+        log: (m) => t.diagnostic(m),
+      });
 
       // Disabling alice removes her node from the server's peers, live.
       await waitFor(

@@ -183,7 +183,7 @@ export class OidcProvider implements LoginProvider {
 
   private identityFrom(c: client.IDToken): VerifiedIdentity {
     const str = (k: string): string | undefined =>
-      typeof c[k] === 'string' && c[k] !== '' ? (c[k] as string) : undefined;
+      typeof c[k] === 'string' && c[k] !== '' ? c[k] : undefined;
     const emailOk = this.cfg.trustUnverifiedEmail || c.email_verified === true;
     const email = emailOk ? str('email') : undefined;
     const rawGroups = c[this.cfg.groupsClaim];
@@ -217,7 +217,7 @@ function refusalFor(err: unknown, idp: string): LoginRefused {
   type Cause = { code?: string; message?: string; claim?: string; error?: string; cause?: unknown };
   const chain: Cause[] = [];
   for (let c: unknown = err; c && typeof c === 'object' && chain.length < 5; c = (c as Cause).cause)
-    chain.push(c as Cause);
+    chain.push(c);
   const find = (k: 'code' | 'claim' | 'error'): string | undefined =>
     chain.map((c) => c[k]).find((v): v is string => typeof v === 'string');
   const codes = chain.map((c) => c.code);

@@ -5,6 +5,7 @@
 //   interop:     test/dist/test/{harness,interop}/**/*.test.js (real tailscale clients in network namespaces)
 //   e2e:         test/dist/test/e2e/**/*.test.js
 //   deploy:      test/dist/test/deploy/**/*.test.js (services as processes, own Postgres/NATS; Helm and containers)
+//   login:       test/dist/test/login/**/*.test.js   (browser login: real clients, headless Chromium, real IdPs)
 //   fuzz:        **/dist/src/**/*.fuzz.js         (fast-check properties; FUZZ_RUNS runs each, FUZZ_SEED/FUZZ_PATH replay)
 import { readdirSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -47,6 +48,8 @@ for (const tier of tiers) {
     if (tier === 'fuzz') files.push(...walk(join(dist, 'src'), []).filter((f) => f.endsWith('.fuzz.js')));
     if (tier === 'deploy' && pkg.endsWith('/test'))
       files.push(...walk(join(dist, 'test', 'deploy'), []).filter((f) => f.endsWith('.test.js')));
+    if (tier === 'login' && pkg.endsWith('/test'))
+      files.push(...walk(join(dist, 'test', 'login'), []).filter((f) => f.endsWith('.test.js')));
     if (tier === 'e2e' && pkg.endsWith('/test'))
       files.push(...walk(join(dist, 'test', 'e2e'), []).filter((f) => f.endsWith('.test.js')));
   }
@@ -63,7 +66,9 @@ if (tiers.includes('fuzz'))
         : ' (random seeds; a failure prints its seed and path)'),
   );
 const concurrency =
-  tiers.includes('interop') || tiers.includes('deploy') ? '1' : (process.env.TEST_CONCURRENCY ?? '2');
+  tiers.includes('interop') || tiers.includes('deploy') || tiers.includes('login')
+    ? '1'
+    : (process.env.TEST_CONCURRENCY ?? '2');
 const r = spawnSync(
   process.execPath,
   ['--enable-source-maps', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files],

@@ -17,6 +17,8 @@ echo "== deploy tier: operators' endpoints of the split services" >&2
 pnpm test:deploy
 echo "== real-client interop tests" >&2
 pnpm test:interop
+echo "== browser login tests (real clients, headless Chromium, real IdPs)" >&2
+pnpm test:login
 echo "== unit and integration tests again on Node 24 (the containers' runtime)" >&2
 node24="$(bash scripts/install-node24.sh)"
 "$node24" scripts/run-tests.mjs unit integration

@@ -11,6 +11,7 @@ export type {
   RegisterResult,
   UpdateNodeInput,
   PreAuthKeyRecord,
+  PendingLoginRecord,
 } from './key-registry.contract.js';
 export type { ApiKeyRecord } from './identity.contract.js';
 export type { PolicyVersion } from './policy-compiler.contract.js';

@@ -2,7 +2,7 @@
  * key-registry: machines, nodes, pre-auth keys and IP allocation. Served in queue group `key-registry`.
  */
 import { z } from 'zod';
-import { defineRpc } from './rpc.js';
+import { defineBroadcast, defineRpc } from './rpc.js';
 import { NodeRecordSchema, TailnetRecordSchema, isoTime } from './records.js';
 
 export const KEY_REGISTRY_QUEUE = 'key-registry';
@@ -35,7 +35,9 @@ export const RegisterResultSchema = z.discriminatedUnion('kind', [
   }),
   z.object({ kind: z.literal('logged-out'), nodeId: z.number().int(), deleted: z.boolean() }),
   z.object({ kind: z.literal('node-key-expired') }),
-  z.object({ kind: z.literal('auth-url'), url: z.string() }),
+  z.object({ kind: z.literal('auth-url'), url: z.string(), loginId: z.string().optional() }),
+  /** A follow-up for an interactive login still in progress: the edge holds it and asks again. */
+  z.object({ kind: z.literal('login-pending'), loginId: z.string(), expiresAt: isoTime }),
   z.object({ kind: z.literal('error'), message: z.string() }),
 ]);
 export type RegisterResult = z.infer<typeof RegisterResultSchema>;
@@ -173,3 +175,43 @@ export const SetNodeFields = defineRpc(
   }),
   z.object({ node: NodeRecordSchema }),
 );
+/** An interactive login in progress: the device that asked, and what became of it. */
+export const PendingLoginRecordSchema = z.object({
+  id: z.string(),
+  machineKey: mkey,
+  nodeKey: nodekey,
+  hostname: z.string(),
+  os: z.string(),
+  createdAt: isoTime,
+  expiresAt: isoTime,
+  status: z.enum(['pending', 'completed']),
+  userId: z.number().int().positive().nullable(),
+  nodeId: z.number().int().positive().nullable(),
+});
+export type PendingLoginRecord = z.infer<typeof PendingLoginRecordSchema>;
+
+export const loginId = z.string().regex(/^[A-Za-z0-9_-]{16,64}$/, 'login ids are 16-64 URL-safe characters');
+
+export const GetPendingLogin = defineRpc(
+  'keyreg.v1.get-pending-login',
+  z.object({ loginId }),
+  z.object({ login: PendingLoginRecordSchema.nullable() }),
+);
+
+/**
+ * Attaches the device of a pending login to a user (after the person confirmed it in the browser,
+ * or an admin approved it with `nodes register`): one transaction, one `node-upserted` event.
+ */
+export const CompleteLogin = defineRpc(
+  'keyreg.v1.complete-login',
+  z.object({ loginId, userId: z.number().int().positive() }),
+  z.discriminatedUnion('kind', [
+    z.object({ kind: z.literal('ok'), node: NodeRecordSchema, already: z.boolean() }),
+    z.object({ kind: z.literal('not-found') }),
+    z.object({ kind: z.literal('expired') }),
+    z.object({ kind: z.literal('refused'), message: z.string() }),
+  ]),
+);
+
+/** A pending login was completed: the replica holding its follow-up answers it now (best effort). */
+export const LoginSettled = defineBroadcast('keyreg.v1.login-settled', z.object({ loginId: z.string() }));

@@ -55,6 +55,10 @@ export const UserRecordSchema = z.object({
   role: UserRoleSchema.optional(),
   createdAt: isoTime,
   version: z.number().int().nonnegative(),
+  /** A disabled user cannot log in or register; their nodes have no peers and are no one's peer. */
+  disabled: z.boolean().optional(),
+  /** Set for users who signed in through a login provider: the provider's id and the person's subject. */
+  providerSubject: z.string().optional(),
 });
 export type UserRecord = z.infer<typeof UserRecordSchema>;
 

@@ -4,7 +4,7 @@ import type { ApiKeyRecord, UserRecord } from '@switchboard/contracts';
 
 const S = 'identity';
 
-interface UserRow {
+export interface UserRow {
   id: number | string;
   tailnet_id: number;
   name: string;
@@ -17,6 +17,9 @@ interface UserRow {
   role?: UserRecord['role'];
   created_at: Date | string;
   version: number | string;
+  provider_id?: string | null;
+  subject?: string | null;
+  disabled?: boolean;
 }
 
 interface ApiKeyRow {
@@ -33,7 +36,7 @@ interface ApiKeyRow {
 
 const iso = (v: Date | string): string => new Date(v).toISOString();
 
-function mapUser(r: UserRow): UserRecord {
+export function mapUser(r: UserRow): UserRecord {
   return {
     id: Number(r.id),
     tailnetId: Number(r.tailnet_id),
@@ -47,6 +50,8 @@ function mapUser(r: UserRow): UserRecord {
     role: r.role ?? 'member',
     createdAt: iso(r.created_at),
     version: Number(r.version),
+    ...(r.disabled ? { disabled: true } : {}),
+    ...(r.provider_id ? { providerSubject: `${r.provider_id}:${r.subject ?? ''}` } : {}),
   };
 }
 

@@ -1,5 +1,7 @@
 /** Assembles identity: migrations, outbox relay, bus subjects. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
+import { LoginRuntime, type LoginOptions } from './login/login.runtime.js';
 import type { Bus, Subscription } from '@switchboard/bus';
 import { migrate, OutboxRelay, type Db } from '@switchboard/db';
 import type { Logger } from '@switchboard/common';
@@ -17,6 +19,8 @@ export interface IdentityRuntimeOptions {
   db: Db;
   bus: Bus;
   logger: Logger;
+  /** Browser login (the pages under /login/); off when not given. */
+  login?: LoginOptions;
 }
 
 export class IdentityRuntime {
@@ -28,6 +32,8 @@ export class IdentityRuntime {
   private readonly relay: OutboxRelay;
   private readonly nodeOwners: NodeOwnersView;
   private subs: Subscription[] = [];
+  /** Set once started with `login` options. */
+  login: LoginRuntime | null = null;
 
   constructor(private readonly opts: IdentityRuntimeOptions) {
     this.relay = new OutboxRelay({
@@ -74,9 +80,23 @@ export class IdentityRuntime {
     const v2 = new V2Repository();
     this.subs = bindIdentity(this.opts.bus, this.service, () => v2.allDns(this.opts.db));
     this.nodeOwners.start();
+    if (this.opts.login) {
+      this.login = LoginRuntime.create(this.opts.login, {
+        db: this.opts.db,
+        bus: this.opts.bus,
+        logger: this.opts.logger.child('login'),
+        kickOutbox: () => this.relay.kick(),
+        waitPublished: (ms) => this.relay.waitDrained(ms),
+      });
+      await this.login.start();
+    }
   }
 
+  /** The login pages as plain-HTTP routes (false until started, or for other paths). */
+  loginRoutes = (req: IncomingMessage, res: ServerResponse): boolean => this.login?.routes(req, res) ?? false;
+
   async stop(): Promise<void> {
+    await this.login?.stop();
     await Promise.all(this.subs.map((s) => s.unsubscribe()));
     this.subs = [];
     await this.nodeOwners.stop();

@@ -21,6 +21,7 @@ import {
 } from './identity.domain.js';
 import { IdentityError } from './identity.errors.js';
 import { IdentityRepository } from './identity.repository.js';
+import { LoginRepository } from './login/login.repository.js';
 import type { NodeOwnersView } from './node-owners.view.js';
 
 export const IDENTITY_SCHEMA = 'identity';
@@ -137,6 +138,29 @@ export class IdentityService {
   /** The stored form of a credential secret (HMAC-SHA256 under the deployment's pepper). */
   hashSecret(secret: string): string {
     return this.hash(secret);
+  }
+
+  /** Disables or enables a user (one `user-upserted` event); a disabled user's nodes lose every peer. */
+  async setUserDisabled(id: number, disabled: boolean): Promise<UserRecord> {
+    return this.tx(async (q) => {
+      const changed = await new LoginRepository().setDisabled(q, id, disabled);
+      if (changed) {
+        await appendOutbox(q, IDENTITY_SCHEMA, UserUpserted.subject, { user: changed });
+        this.deps.logger.info(disabled ? 'user disabled' : 'user enabled', {
+          userId: id,
+          name: changed.name,
+        });
+        return changed;
+      }
+      const user = await this.repo.userById(q, id);
+      if (!user)
+        throw new IdentityError(
+          'user_not_found',
+          `no user with id ${id}`,
+          'list users with "switchboard users list"',
+        );
+      return user;
+    });
   }
 
   private hash(secret: string): string {

@@ -154,7 +154,7 @@ export class DirectoryView {
     if (!p || p.record.text === null) return null;
     if (p.engine === undefined) {
       try {
-        p.engine = new PolicyEngine(parsePolicy(p.record.text));
+        p.engine = new PolicyEngine(parsePolicy(p.record.text, { externalGroups: 'any' }));
       } catch (err) {
         // Stored policies were valid when set; a stricter parser may refuse an old one.
         this.log.error('the current policy does not parse here; no tags are owned, no routes approved', {

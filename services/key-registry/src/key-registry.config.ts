@@ -37,5 +37,16 @@ export const keyRegistryConfigSchema = z.object({
       'a DNS domain like tailnet.example.com',
     )
     .default('switchboard.internal'),
+  /**
+   * Public base URL of the login pages (the client edge in `serve`, the Ingress routing /login/* to
+   * identity with services). Set: a node without a pre-auth key gets a browser login URL.
+   */
+  PUBLIC_URL: z
+    .string()
+    .url()
+    .transform((u) => u.replace(/\/+$/, ''))
+    .optional(),
+  /** How long a browser login URL stays valid (then the client gets a fresh one). */
+  LOGIN_TTL: duration.default('15m'),
 });
 export type KeyRegistryConfig = z.infer<typeof keyRegistryConfigSchema>;

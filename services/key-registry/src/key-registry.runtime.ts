@@ -19,6 +19,8 @@ export interface KeyRegistryRuntimeOptions {
   logger: Logger;
   /** How often ephemeral nodes are checked for inactivity (default 10 s). */
   gcIntervalMs?: number;
+  /** Public URL of the login pages, when known only after start (PUBLIC_URL wins when set). */
+  publicUrl?: () => string | null;
 }
 
 export class KeyRegistryRuntime {
@@ -40,6 +42,7 @@ export class KeyRegistryRuntime {
       config: opts.config,
       logger: opts.logger,
       kickOutbox: () => this.relay.kick(),
+      ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}),
     });
   }
 
@@ -53,6 +56,9 @@ export class KeyRegistryRuntime {
     this.gc = setInterval(() => {
       this.service.nodes.collectInactiveEphemeral().catch((err: unknown) => {
         this.opts.logger.error('ephemeral node clean-up failed; will retry', { err });
+      });
+      this.service.logins.purgeExpired().catch((err: unknown) => {
+        this.opts.logger.warn('expired browser logins could not be purged; will retry', { err });
       });
     }, this.opts.gcIntervalMs ?? 10_000);
     this.gc.unref();

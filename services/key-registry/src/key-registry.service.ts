@@ -17,6 +17,7 @@ import { KeyRegistryRepository } from './key-registry.repository.js';
 import { NodeLifecycleService } from './node-lifecycle.service.js';
 import { PreAuthKeyService } from './preauth-key.service.js';
 import { RegistrationService } from './registration.service.js';
+import { InteractiveLoginService } from './interactive-login.service.js';
 import { RegistryStore, SCHEMA } from './registry.store.js';
 
 export { SCHEMA } from './registry.store.js';
@@ -30,6 +31,8 @@ export interface KeyRegistryDeps {
   /** Wakes the outbox relay after a commit. */
   kickOutbox: () => void;
   now?: () => Date;
+  /** Public URL of the login pages when it is only known after start (serve on port 0). */
+  publicUrl?: () => string | null;
 }
 
 export class KeyRegistryService {
@@ -37,6 +40,7 @@ export class KeyRegistryService {
   readonly registration: RegistrationService;
   readonly nodes: NodeLifecycleService;
   readonly keys: PreAuthKeyService;
+  readonly logins: InteractiveLoginService;
   private readonly store: RegistryStore;
   private pepper = '';
 
@@ -64,6 +68,19 @@ export class KeyRegistryService {
       log,
       now,
     );
+    this.logins = new InteractiveLoginService(
+      this.store,
+      this.directory,
+      this.registration,
+      deps.bus,
+      {
+        publicUrl: () => deps.config.PUBLIC_URL ?? deps.publicUrl?.() ?? null,
+        ttlMs: deps.config.LOGIN_TTL,
+      },
+      log.child('login'),
+      now,
+    );
+    this.registration.interactive = this.logins;
   }
 
   /** Loads the key pepper and applies the configured tailnet domain. */

@@ -19,10 +19,33 @@ import { sanitizeLabel, uniqueLabel } from './naming.js';
 import type { PreAuthKeyService, StoredPreAuthKey } from './preauth-key.service.js';
 import { parseKey, verifySecret } from './preauth-keys.js';
 import type { RegistryStore } from './registry.store.js';
+import type { InteractiveLoginService } from './interactive-login.service.js';
 
 type Config = Pick<KeyRegistryConfig, 'NODE_KEY_EXPIRY' | 'REQUIRE_MACHINE_APPROVAL'>;
 
-const OTHER_MACHINE = { kind: 'error', message: 'node key is registered to another machine' } as const;
+/** What admits a node: a pre-auth key, or a browser login completed for a user. */
+export interface Grant {
+  tailnetId: number;
+  tags: string[];
+  ephemeral: boolean;
+  authKeyId: number | null;
+  /** For log lines: "pre-auth key", "browser login". */
+  via: string;
+  logFields: Record<string, unknown>;
+}
+
+function keyGrant(key: StoredPreAuthKey): Grant {
+  return {
+    tailnetId: key.tailnetId,
+    tags: key.tags,
+    ephemeral: key.ephemeral,
+    authKeyId: key.id,
+    via: 'pre-auth key',
+    logFields: { keyPrefix: key.prefix },
+  };
+}
+
+export const OTHER_MACHINE = { kind: 'error', message: 'node key is registered to another machine' } as const;
 
 export class RegistrationService {
   constructor(
@@ -46,6 +69,13 @@ export class RegistrationService {
   private userKeyExpiry(): Date | null {
     const ms = this.config.NODE_KEY_EXPIRY;
     return ms === 0 ? null : new Date(this.now().getTime() + ms);
+  }
+
+  /** Browser login, when the server has a public URL for it; set by the service after construction. */
+  interactive: InteractiveLoginService | null = null;
+
+  okFor(node: NodeRecord): RegisterResult {
+    return this.ok(node);
   }
 
   private ok(node: NodeRecord): RegisterResult {
@@ -105,10 +135,11 @@ export class RegistrationService {
       const rotated = await this.rotateWithoutCredentials(input, input.oldNodeKey);
       if (rotated) return rotated;
     }
+    if (this.interactive?.enabled()) return this.interactive.begin(input);
     return {
       kind: 'error',
       message:
-        'this machine is not registered and browser login is not enabled on this server; ' +
+        'this machine is not registered and browser login is not enabled on this server (set PUBLIC_URL); ' +
         'log in with a pre-auth key: tailscale up --auth-key=<key> (create one with "switchboard preauthkeys create --user NAME")',
     };
   }
@@ -117,6 +148,13 @@ export class RegistrationService {
    * A restart with the current key: routes it announced before the policy approved them are
    * approved now if the policy has changed since (one transaction, only when something changes).
    */
+  /** True when the view says the user is disabled, confirmed against the log's head. */
+  private async userDisabled(userId: number): Promise<boolean> {
+    if (!this.directory.userNow(userId)?.disabled) return false;
+    await this.directory.catchUp();
+    return this.directory.userNow(userId)?.disabled === true;
+  }
+
   private async refreshApprovals(node: NodeRecord): Promise<NodeRecord> {
     if (node.routableIPs.length === 0) return node;
     await this.directory.settleApprovals(node);
@@ -175,6 +213,10 @@ export class RegistrationService {
       return { kind: 'error', message: 'invalid pre-auth key' };
     }
     const tagged = key.tags.length > 0;
+    if (!tagged && (await this.userDisabled(key.userId))) {
+      this.log.warn('registration refused: the key belongs to a disabled user', { userId: key.userId });
+      return { kind: 'error', message: 'the user of this pre-auth key is disabled; ask an administrator' };
+    }
     const owner: NodeOwner = tagged
       ? { userId: null, ownerKey: 'tagged' }
       : { userId: key.userId, ownerKey: `user:${key.userId}` };
@@ -224,15 +266,30 @@ export class RegistrationService {
     if (sameMachine) {
       if (current && current.id !== sameMachine.id)
         return { kind: 'error', message: 'node key is already used by another node of this machine' };
-      return this.reRegister(q, input, key, owner, sameMachine);
     }
-    return this.insertNew(q, input, key, owner);
+    return this.attachInTx(q, input, keyGrant(key), owner, sameMachine);
+  }
+
+  /**
+   * Writes the node a credential (pre-auth key or completed browser login) admits: the machine's
+   * node is re-registered (same id and addresses) or a new one inserted, with its one event.
+   */
+  async attachInTx(
+    q: Queryable,
+    input: RegisterInput,
+    grant: Grant,
+    owner: NodeOwner,
+    sameMachine: NodeRecord | null,
+  ): Promise<RegisterResult> {
+    return sameMachine
+      ? this.reRegister(q, input, grant, owner, sameMachine)
+      : this.insertNew(q, input, grant, owner);
   }
 
   private async reRegister(
     q: Queryable,
     input: RegisterInput,
-    key: StoredPreAuthKey,
+    key: Grant,
     owner: NodeOwner,
     sameMachine: NodeRecord,
   ): Promise<RegisterResult> {
@@ -245,7 +302,7 @@ export class RegistrationService {
       ephemeral: key.ephemeral || input.ephemeral,
       userId: owner.userId,
       ownerKey: owner.ownerKey,
-      authKeyId: key.id,
+      authKeyId: key.authKeyId,
       // A node that re-registers with a tagged key takes the key's tags; tags it already had are kept.
       tags: tagged ? [...new Set([...sameMachine.tags, ...key.tags])].sort() : sameMachine.tags,
     };
@@ -254,14 +311,14 @@ export class RegistrationService {
     if (!node)
       throw new KeyRegistryError('node_not_found', `node ${sameMachine.id} disappeared during registration`);
     await this.store.emitUpsert(q, node);
-    this.log.info('node re-registered with pre-auth key', { nodeId: node.id, keyPrefix: key.prefix });
+    this.log.info(`node re-registered with ${key.via}`, { nodeId: node.id, ...key.logFields });
     return this.ok(node);
   }
 
   private async insertNew(
     q: Queryable,
     input: RegisterInput,
-    key: StoredPreAuthKey,
+    key: Grant,
     owner: NodeOwner,
   ): Promise<RegisterResult> {
     const tags = [...key.tags].sort();
@@ -293,14 +350,15 @@ export class RegistrationService {
         routableIPs,
         approvedRoutes: [],
       }),
-      authKeyId: key.id,
+      authKeyId: key.authKeyId,
     });
     await this.store.emitUpsert(q, node);
     this.log.info('node registered', {
       nodeId: node.id,
       name: node.givenName,
       ipv4: node.ipv4,
-      keyPrefix: key.prefix,
+      via: key.via,
+      ...key.logFields,
       tags: node.tags,
       approvedRoutes: node.approvedRoutes,
     });

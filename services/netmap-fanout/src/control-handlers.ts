@@ -19,6 +19,7 @@ import {
 } from '@switchboard/contracts';
 import type { RegisterResponse } from '@switchboard/protocol';
 import type { FanoutEngine } from './fanout-engine.js';
+import type { LoginWaiters } from './login-waiters.js';
 import { TAGGED_USER_ID } from './map-builder.js';
 import type { ReadModelReader } from './read-model.js';
 import type { StreamRegistry } from './stream-registry.js';
@@ -65,6 +66,10 @@ export interface ControlHandlerDeps {
   registry: StreamRegistry;
   replicaId: string;
   logger: Logger;
+  /** Held browser-login follow-ups, woken by `login-settled`. */
+  logins: LoginWaiters;
+  /** How often a held follow-up asks key-registry again without a wake-up (default 3 s). */
+  loginPollMs?: number;
 }
 
 const ZERO_TIME_PREFIX = '0001-01-01';
@@ -75,7 +80,11 @@ export class ControlHandlers {
     this.log = d.logger;
   }
 
-  async register(ctx: ControlContext, req: RegisterParams): Promise<RegisterReply> {
+  async register(
+    ctx: ControlContext,
+    req: RegisterParams,
+    clientGone: () => boolean = () => false,
+  ): Promise<RegisterReply> {
     const input: RegisterInput = {
       machineKey: ctx.machineKey,
       capVersion: req.version,
@@ -90,6 +99,14 @@ export class ControlHandlers {
     let result: RegisterResult;
     try {
       result = await callRpc(this.d.bus, keyRegistry.Register, input, { timeoutMs: 15_000 });
+      // A browser login in progress: hold the follow-up (the client waits without a timeout) and
+      // ask again when the login settles or the poll fires; an expired login yields a fresh URL.
+      while (result.kind === 'login-pending' && !clientGone()) {
+        const left = Date.parse(result.expiresAt) - Date.now();
+        await this.d.logins.wait(result.loginId, Math.max(50, Math.min(this.d.loginPollMs ?? 3000, left)));
+        if (clientGone()) break;
+        result = await callRpc(this.d.bus, keyRegistry.Register, input, { timeoutMs: 15_000 });
+      }
     } catch (err) {
       this.log.error('registration failed: key-registry did not answer', { machineKey: ctx.machineKey, err });
       return { status: 503, body: `registration is temporarily unavailable: ${errorMessage(err)}` };
@@ -122,6 +139,9 @@ export class ControlHandlers {
         return { status: 200, body: registerResponse({ NodeKeyExpired: true, MachineAuthorized: false }) };
       case 'auth-url':
         return { status: 200, body: registerResponse({ AuthURL: result.url }) };
+      case 'login-pending':
+        // Only when the client went away while held: nobody reads this answer.
+        return { status: 503, body: 'login still in progress' };
       case 'error':
         this.log.info('registration refused', { machineKey: ctx.machineKey, reason: result.message });
         return { status: 200, body: registerResponse({ Error: result.message }) };

@@ -396,7 +396,7 @@ export class EdgeServer {
   ): Promise<void> {
     const req = fromRegisterRequest(parseRegisterRequest(body));
     if (!this.supported(stream, req.version, log)) return;
-    const r = await this.o.handlers.register(ctx, req);
+    const r = await this.o.handlers.register(ctx, req, () => stream.closed || stream.destroyed);
     if (typeof r.body === 'string') return this.reply(stream, r.status, r.body);
     respondJson(stream, r.status, r.body);
   }

@@ -7,7 +7,8 @@ import { hostname } from 'node:os';
 import type { Bus, Subscription } from '@switchboard/bus';
 import type { Logger } from '@switchboard/common';
 import { processMetrics } from '@switchboard/metrics';
-import { fanout, subscribeBroadcast } from '@switchboard/contracts';
+import { fanout, keyRegistry, subscribeBroadcast } from '@switchboard/contracts';
+import { LoginWaiters } from './login-waiters.js';
 import {
   KEEP_ALIVE_FRAME,
   formatKey,
@@ -68,6 +69,7 @@ export class NetmapFanoutRuntime {
   readonly metrics: FanoutMetrics;
   /** The embedded DERP relay and STUN server (absent with DERP_SELF_REGION=false). */
   readonly derp: EmbeddedDerp | undefined;
+  readonly logins = new LoginWaiters();
 
   constructor(private readonly o: FanoutRuntimeOptions) {
     this.replicaId =
@@ -132,6 +134,7 @@ export class NetmapFanoutRuntime {
       registry: o.registry,
       replicaId: this.replicaId,
       logger: log.child('control'),
+      logins: this.logins,
     });
     this.edge = new EdgeServer({
       legacy: this.legacyOptions(),
@@ -210,6 +213,12 @@ export class NetmapFanoutRuntime {
         fanout.Presence,
         (m) => this.ingress.applyPresence(m.nodeId, m.online, m.at),
         (err) => log.warn('ignored malformed presence message', { err }),
+      ),
+      subscribeBroadcast(
+        this.o.bus,
+        keyRegistry.LoginSettled,
+        (m) => this.logins.settled(m.loginId),
+        (err) => log.warn('ignored malformed login-settled message', { err }),
       ),
     );
     await this.sync.start();

@@ -25,6 +25,8 @@ const DENY_ALL: Policy = parsePolicy('{"acls": []}');
 export class PolicyState implements PolicyView {
   private engines = new Map<number, PolicyEngine>();
   private readonly userLogins = new Map<number, string>();
+  /** Users disabled as this replica last applied them: their nodes are kept out of the engines. */
+  private readonly disabledUsers = new Set<number>();
 
   constructor(
     private readonly model: ReadModelReader,
@@ -36,7 +38,7 @@ export class PolicyState implements PolicyView {
     const rec = this.model.policies.get(tailnetId);
     if (!rec?.text) return { ok: true, policy: null };
     try {
-      return { ok: true, policy: parsePolicy(rec.text) };
+      return { ok: true, policy: parsePolicy(rec.text, { externalGroups: 'any' }) };
     } catch (err) {
       // policy-compiler only stores policies that parse; this means the replicas run different versions.
       this.log.error(
@@ -63,7 +65,7 @@ export class PolicyState implements PolicyView {
   private build(tailnetId: number): PolicyEngine {
     const nodes: PolicyNode[] = [];
     for (const n of this.model.nodes.values())
-      if (n.tailnetId === tailnetId) nodes.push(this.toPolicyNode(n));
+      if (n.tailnetId === tailnetId && this.active(n)) nodes.push(this.toPolicyNode(n));
     const p = this.policyFor(tailnetId);
     // Fail closed: a policy that cannot be read here must not turn into allow-all.
     const policy = p.ok ? p.policy : (this.engines.get(tailnetId)?.currentPolicy() ?? DENY_ALL);
@@ -83,6 +85,14 @@ export class PolicyState implements PolicyView {
     for (const u of this.model.users.values())
       if (u.tailnetId === tailnetId && u.groups.length > 0) out.push([u.loginName, u.groups]);
     return out;
+  }
+
+  /**
+   * A node of a disabled user is not in the policy engine: it has no peers and is no one's peer
+   * (its stream stays open, so enabling the user again brings everything back at once).
+   */
+  private active(n: NodeRecord): boolean {
+    return n.userId === null || n.tags.length > 0 || !this.model.users.get(n.userId)?.disabled;
   }
 
   toPolicyNode(n: NodeRecord): PolicyNode {
@@ -122,11 +132,12 @@ export class PolicyState implements PolicyView {
       case 'node': {
         const e = this.engine(c.tailnetId);
         const id = String(c.nodeId);
-        const change = c.after
-          ? e.upsertNode(this.toPolicyNode(c.after))
-          : e.hasNode(id)
-            ? e.removeNode(id)
-            : null;
+        const change =
+          c.after && this.active(c.after)
+            ? e.upsertNode(this.toPolicyNode(c.after))
+            : e.hasNode(id)
+              ? e.removeNode(id)
+              : null;
         return change ? effects(c.tailnetId, change) : null;
       }
       case 'policy': {
@@ -148,6 +159,8 @@ export class PolicyState implements PolicyView {
         }
         this.userLogins.set(u.id, u.loginName);
         all.push(effects(u.tailnetId, e.setUserGroups(u.loginName, u.groups)));
+        if ((u.disabled === true) !== this.disabledUsers.has(u.id))
+          all.push(...this.toggleUser(u.id, u.tailnetId, u.disabled === true));
         return mergeEffects(u.tailnetId, all);
       }
       case 'tailnet':
@@ -155,6 +168,36 @@ export class PolicyState implements PolicyView {
       case 'policy-effects':
         return null;
     }
+  }
+
+  /** Takes a disabled user's nodes out of the engine (or puts them back); their own streams recompute. */
+  private toggleUser(userId: number, tailnetId: number, disabled: boolean): ModelChange[] {
+    if (disabled) this.disabledUsers.add(userId);
+    else this.disabledUsers.delete(userId);
+    const e = this.engine(tailnetId);
+    const out: ModelChange[] = [];
+    const own = new Set<number>();
+    for (const n of this.model.nodes.values()) {
+      if (n.userId !== userId || n.tags.length > 0) continue;
+      own.add(n.id);
+      const id = String(n.id);
+      const change = disabled
+        ? e.hasNode(id)
+          ? e.removeNode(id)
+          : null
+        : e.upsertNode(this.toPolicyNode(n));
+      if (change) out.push(effects(tailnetId, change));
+    }
+    out.push({
+      kind: 'policy-effects',
+      tailnetId,
+      filterChanged: own,
+      peersChanged: own,
+      sshChanged: own,
+      capsChanged: own,
+      peerDelta: undefined,
+    });
+    return out;
   }
 
   // ---- PolicyView

@@ -35,6 +35,13 @@ const PUBLISH_WAIT_MS = 2000;
 /** How long a failing policy test waits before it is run once more against a caught-up view. */
 const CONFIRM_REFUSAL_MS = 200;
 
+/**
+ * Groups the policy file does not define are identity-provider groups (imported at each login,
+ * usually under a provider's `groupsPrefix`): valid before any user has them, matching no one
+ * until someone does. key-registry and netmap-fanout parse stored policies the same way.
+ */
+const IDP_GROUPS = { externalGroups: 'any' } as const;
+
 export interface PolicyDeps {
   db: Db;
   logger: Logger;
@@ -93,7 +100,7 @@ export class PolicyCompilerService {
   }
 
   private async checkOnce(tailnetId: number, text: string): Promise<{ policy: Policy; tests: number }> {
-    const policy = parsePolicy(text);
+    const policy = parsePolicy(text, IDP_GROUPS);
     const tests = policy.tests.length + policy.sshTests.length;
     if (tests > 0) {
       const run = async () => {
@@ -164,7 +171,7 @@ export class PolicyCompilerService {
     const current = await this.repo.latest(this.deps.db, tailnetId);
     const hit = this.engines.get(tailnetId);
     if (hit && hit.version === current.version) return hit.engine;
-    const engine = current.text ? new PolicyEngine(parsePolicy(current.text)) : null;
+    const engine = current.text ? new PolicyEngine(parsePolicy(current.text, IDP_GROUPS)) : null;
     this.engines.set(tailnetId, { version: current.version, engine });
     return engine;
   }

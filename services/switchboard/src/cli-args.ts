@@ -36,6 +36,7 @@ export const CLI_OPTIONS = {
   target: { type: 'string' },
   since: { type: 'string' },
   until: { type: 'string' },
+  key: { type: 'string', short: 'k' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
@@ -50,6 +51,8 @@ export const COMMANDS: Readonly<Record<string, readonly CliOption[]>> = {
   'users list': [],
   'users delete': ['identifier'],
   'users destroy': ['identifier'],
+  'users disable': ['identifier'],
+  'users enable': ['identifier'],
   'preauthkeys create': ['user', 'reusable', 'ephemeral', 'tags', 'expiration'],
   'preauthkeys list': ['user'],
   'preauthkeys expire': ['prefix'],
@@ -60,6 +63,7 @@ export const COMMANDS: Readonly<Record<string, readonly CliOption[]>> = {
   'nodes approve': ['identifier'],
   'nodes tag': ['identifier', 'tags'],
   'nodes approve-routes': ['identifier', 'routes'],
+  'nodes register': ['user', 'key'],
   'policy get': ['version'],
   'policy set': ['file'],
   'policy check': ['file'],

@@ -38,10 +38,12 @@ Admin (talks to the admin API):
   switchboard users create NAME [--display-name X] [--email E]
   switchboard users list
   switchboard users delete NAME|ID
+  switchboard users disable|enable NAME|ID   (a disabled user cannot log in; their nodes lose every peer)
   switchboard preauthkeys create --user NAME [--reusable] [--ephemeral] [--tags tag:a,tag:b] [--expiration 1h]
   switchboard preauthkeys list [--user NAME]
   switchboard preauthkeys expire KEY|PREFIX
   switchboard nodes list [--user NAME]
+  switchboard nodes register --user NAME --key LOGIN_ID   (approve a pending browser login)
   switchboard nodes delete|expire|approve ID   (or -i/--identifier ID)
   switchboard nodes tag ID --tags tag:a,tag:b
   switchboard nodes approve-routes ID --routes 10.0.0.0/24,0.0.0.0/0,::/0   (empty --routes= removes all)
@@ -211,6 +213,18 @@ async function nodesCommand(ctx: CommandContext): Promise<number> {
       print(r.node, () => `Node ${String(r.node.id)} approved routes: ${fmt(r.node.approvedRoutes)}\n`);
       return 0;
     }
+    case 'nodes register': {
+      if (!values.user || !values.key)
+        throw usageError('nodes register needs --user NAME and --key LOGIN_ID');
+      const r = (await call('POST', '/api/v1/nodes/register', { user: values.user, key: values.key })) as {
+        node: Row;
+      };
+      print(
+        r.node,
+        () => `Node "${String(r.node.givenName)}" registered for ${values.user} (id ${String(r.node.id)})\n`,
+      );
+      return 0;
+    }
     case 'nodes tag': {
       const tags = splitList(values.tags);
       if (tags.length === 0) throw usageError('nodes tag needs --tags tag:a,tag:b');
@@ -282,6 +296,9 @@ async function usersCommand(ctx: CommandContext): Promise<number> {
           ['ID', (u) => u.id],
           ['Name', (u) => u.name],
           ['Login', (u) => u.loginName],
+          ['Provider', (u) => u.provider],
+          ['Groups', (u) => (Array.isArray(u.groups) ? u.groups.join(',') : '')],
+          ['Disabled', (u) => (u.disabled === true ? 'yes' : 'no')],
           ['Created', (u) => u.createdAt],
         ]),
       );
@@ -289,6 +306,13 @@ async function usersCommand(ctx: CommandContext): Promise<number> {
     }
     case 'users set-role':
       return usersSetRole(ctx);
+    case 'users disable':
+    case 'users enable': {
+      const verb = command === 'users disable' ? 'disable' : 'enable';
+      const r = (await call('POST', `/api/v1/users/${encodeURIComponent(idArg())}/${verb}`)) as { user: Row };
+      print(r.user, () => `User "${String(r.user.name)}" ${verb}d\n`);
+      return 0;
+    }
     case 'users delete':
     case 'users destroy': {
       const r = (await call('DELETE', `/api/v1/users/${encodeURIComponent(idArg())}`)) as { user: Row };

@@ -102,9 +102,24 @@ export async function serve(opts: ServeOptions = {}): Promise<RunningServer> {
     // API v2 on the client port (where the Go client, Terraform and the operator look), bound once
     // identity has started.
     let apiOnEdge: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
+    // The login pages live next to /ts2021 on the client edge's listener; their public URL is
+    // PUBLIC_URL, else SERVER_URL, else derived from the bound port (known once the edge listens).
+    let boundPort = port;
+    const publicUrl = (): string =>
+      krCfg.PUBLIC_URL ??
+      cfg.SERVER_URL?.replace(/\/+$/, '') ??
+      (host === '0.0.0.0' || host === '::'
+        ? defaultServerUrl(boundPort)
+        : `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`);
+    let loginRoutes: ((req: IncomingMessage, res: ServerResponse) => boolean) | null = null;
     const app = await startNestApp([
-      IdentityModule.forRoot({ db, bus, logger: logger.child('identity') }),
-      KeyRegistryModule.forRoot({ db, bus, config: krCfg, logger: logger.child('key-registry') }),
+      IdentityModule.forRoot({
+        db,
+        bus,
+        logger: logger.child('identity'),
+        login: { configFile: env.LOGIN_CONFIG_FILE, publicUrl },
+      }),
+      KeyRegistryModule.forRoot({ db, bus, config: krCfg, logger: logger.child('key-registry'), publicUrl }),
       PolicyCompilerModule.forRoot({ db, bus, logger: logger.child('policy-compiler') }),
       NetmapFanoutModule.forRoot({
         bus,
@@ -119,11 +134,12 @@ export async function serve(opts: ServeOptions = {}): Promise<RunningServer> {
         advertiseHost: new URL(cfg.SERVER_URL ?? defaultServerUrl(port)).hostname.replace(/^\[|\]$/g, ''),
         host,
         port,
-        httpRoutes: (req, res) => apiOnEdge?.(req, res) ?? false,
+        httpRoutes: (req, res) => (apiOnEdge?.(req, res) ?? false) || (loginRoutes?.(req, res) ?? false),
       }),
     ]);
     stack.push(() => app.close());
     const identity = runtimeOf<IdentityRuntime>(app, IDENTITY_RUNTIME);
+    loginRoutes = identity.loginRoutes;
     const keyRegistry = runtimeOf<KeyRegistryRuntime>(app, KEY_REGISTRY_RUNTIME);
     const fanout = runtimeOf<NetmapFanoutRuntime>(app, FANOUT_RUNTIME);
 
@@ -150,7 +166,7 @@ export async function serve(opts: ServeOptions = {}): Promise<RunningServer> {
     });
     if (ops) stack.push(() => ops.stop());
 
-    const boundPort = fanout.edge.boundPort;
+    boundPort = fanout.edge.boundPort;
     const url = cfg.SERVER_URL ?? defaultServerUrl(boundPort);
     return {
       url,

@@ -36,7 +36,13 @@ export type ServiceName = (typeof SERVICES)[number];
 export async function runService(
   name: ServiceName,
   env: Record<string, string | undefined> = process.env,
-): Promise<{ stop: () => Promise<void>; port?: number; adminPort?: number; opsPort?: number }> {
+): Promise<{
+  stop: () => Promise<void>;
+  port?: number;
+  adminPort?: number;
+  opsPort?: number;
+  loginPort?: number;
+}> {
   const cfg = parseConfig(baseConfigSchema, env);
   configureLogging({ level: cfg.LOG_LEVEL });
   const logger = createLogger(name);
@@ -69,7 +75,29 @@ export async function runService(
       case 'identity': {
         const db = await openDatabase(cfg, logger, { embedded: false });
         stops.push(() => db.close());
-        const app = await startNestApp([IdentityModule.forRoot({ db, bus, logger })]);
+        // Login pages on their own listener (LOGIN_LISTEN_ADDR); the Ingress routes /login/* here.
+        const publicUrl = env.PUBLIC_URL?.replace(/\/+$/, '');
+        const loginListen = env.LOGIN_LISTEN_ADDR ? splitListen(env.LOGIN_LISTEN_ADDR) : undefined;
+        if (loginListen && !publicUrl)
+          throw new ConfigError([
+            'PUBLIC_URL: required with LOGIN_LISTEN_ADDR (the URL browsers reach /login/ at)',
+          ]);
+        const app = await startNestApp([
+          IdentityModule.forRoot({
+            db,
+            bus,
+            logger,
+            ...(publicUrl
+              ? {
+                  login: {
+                    configFile: env.LOGIN_CONFIG_FILE,
+                    publicUrl: () => publicUrl,
+                    listen: loginListen,
+                  },
+                }
+              : {}),
+          }),
+        ]);
         stops.push(() => app.close());
         const rt = runtimeOf<IdentityRuntime>(app, IDENTITY_RUNTIME);
         if (cfg.ADMIN_SOCKET || cfg.ADMIN_LISTEN) {
@@ -88,9 +116,19 @@ export async function runService(
           await admin.start();
           stops.push(() => admin.stop());
           if (admin.tcpAddress)
-            return withOps({ stop, adminPort: admin.tcpAddress.port }, dependencyChecks(db, bus));
+            return withOps(
+              {
+                stop,
+                adminPort: admin.tcpAddress.port,
+                ...(rt.login?.boundPort !== undefined ? { loginPort: rt.login.boundPort } : {}),
+              },
+              dependencyChecks(db, bus),
+            );
         }
-        return withOps({ stop }, dependencyChecks(db, bus));
+        return withOps(
+          { stop, ...(rt.login?.boundPort !== undefined ? { loginPort: rt.login.boundPort } : {}) },
+          dependencyChecks(db, bus),
+        );
       }
       case 'policy-compiler': {
         const db = await openDatabase(cfg, logger, { embedded: false });

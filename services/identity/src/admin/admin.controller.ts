@@ -95,6 +95,42 @@ export class AdminController {
     return { user: await this.ids.createUser(req) };
   }
 
+  @Post('users/:id/disable')
+  @HttpCode(200)
+  async disableUser(@Param('id') id: string): Promise<unknown> {
+    return { user: await this.ids.setUserDisabled(await this.resolveUser(id), true) };
+  }
+
+  @Post('users/:id/enable')
+  @HttpCode(200)
+  async enableUser(@Param('id') id: string): Promise<unknown> {
+    return { user: await this.ids.setUserDisabled(await this.resolveUser(id), false) };
+  }
+
+  /** headscale's manual approval: attaches a pending browser login's device to a user. */
+  @Post('nodes/register')
+  @HttpCode(200)
+  async registerPending(@Body() body: unknown): Promise<unknown> {
+    const req = validateMessage(
+      z.object({ user: z.string().min(1), key: keyRegistry.loginId }),
+      body,
+      'POST /api/v1/nodes/register',
+    );
+    const userId = await this.resolveUser(req.user);
+    const r = await callRpc(
+      this.bus,
+      keyRegistry.CompleteLogin,
+      { loginId: req.key, userId },
+      { timeoutMs: 15_000 },
+    );
+    if (r.kind === 'ok') return { node: r.node };
+    throw new IdentityError(
+      r.kind === 'refused' ? 'login_refused' : 'login_not_found',
+      r.kind === 'refused' ? r.message : `no pending login ${req.key} (${r.kind})`,
+      'run "tailscale up" on the device again and use the id at the end of the URL it prints',
+    );
+  }
+
   @Delete('users/:id')
   async deleteUser(@Param('id') id: string): Promise<unknown> {
     const uid = await this.resolveUser(id);

@@ -29,11 +29,13 @@ export function statusForCode(code: string): number {
     case 'forbidden':
     case 'machine_mismatch':
     case 'tags_not_allowed':
+    case 'login_refused':
       return 403;
     case 'node_not_found':
     case 'user_not_found':
     case 'preauth_key_not_found':
     case 'api_key_not_found':
+    case 'login_not_found':
     case 'policy_version_not_found':
     case 'not_found':
       return 404;

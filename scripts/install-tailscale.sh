@@ -2,6 +2,8 @@
 # Builds the real, unmodified Tailscale clients that the interop tests run (test/src/harness):
 #   newest supported release: tailscale, tailscaled, derper
 #   oldest supported release: tailscale, tailscaled
+#   legacy-channel release:   tailscale, tailscaled (v1.62.1, the newest that speaks the pre-Noise
+#                             NaCl protocol; built with GOTOOLCHAIN=go1.22.12 as its go.mod asks)
 # into ${SWITCHBOARD_CACHE:-$HOME/.cache/switchboard}/tailscale/<version>/ with `go install`.
 #
 # Idempotent: a version whose binaries exist and run is skipped; a build of the same version that
@@ -9,6 +11,7 @@
 #
 # Environment:
 #   TS_VERSION_NEWEST  (default v1.104.5)   TS_VERSION_OLDEST  (default v1.80.3)
+#   TS_VERSION_LEGACY  (default v1.62.1)    TS_LEGACY_GOTOOLCHAIN (default go1.22.12)
 #   SWITCHBOARD_CACHE  (default $HOME/.cache/switchboard)
 #   TS_BUILD_WAIT_S    how long to wait for a build already running elsewhere (default 1800)
 #   TS_GO_REPLACE      extra "module=version" pairs (space separated) for the fallback build below
@@ -39,6 +42,8 @@ CACHE="${SWITCHBOARD_CACHE:-$HOME/.cache/switchboard}"
 TS_DIR="$CACHE/tailscale"
 NEWEST="${TS_VERSION_NEWEST:-v1.104.5}"
 OLDEST="${TS_VERSION_OLDEST:-v1.80.3}"
+LEGACY="${TS_VERSION_LEGACY:-v1.62.1}"
+LEGACY_GOTOOLCHAIN="${TS_LEGACY_GOTOOLCHAIN:-go1.22.12}"
 WAIT_S="${TS_BUILD_WAIT_S:-1800}"
 HS_VERSION="${HEADSCALE_VERSION:-v0.27.1}"
 
@@ -220,10 +225,12 @@ ensure_headscale() {
 mkdir -p "$TS_DIR"
 ensure_version "$NEWEST" tailscale tailscaled derper
 ensure_version "$OLDEST" tailscale tailscaled
+# The legacy release builds unmodified with `go install` on the toolchain its go.mod names.
+GOTOOLCHAIN="$LEGACY_GOTOOLCHAIN" ensure_version "$LEGACY" tailscale tailscaled
 
 if [ "$WITH_HEADSCALE" = 1 ]; then ensure_headscale; fi
 
-for v in "$NEWEST" "$OLDEST"; do
+for v in "$NEWEST" "$OLDEST" "$LEGACY"; do
   printf 'tailscale %s: %s (%s)\n' "$v" "$TS_DIR/$v" "$("$TS_DIR/$v/tailscale" version | head -n1)"
 done
 if [ "$WITH_HEADSCALE" = 1 ]; then

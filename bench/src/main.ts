@@ -141,7 +141,8 @@ export function planFor(
     nodes: t.nodes,
     topology: t.topology,
     hubs: t.hubs,
-    phases: t.firstMapOnly.includes(key) ? 'first-map' : 'all',
+    // BENCH_PHASES=first-map: registration and first map only (e.g. to profile them).
+    phases: t.firstMapOnly.includes(key) || process.env.BENCH_PHASES === 'first-map' ? 'first-map' : 'all',
     workers: workers ?? Math.min(8, Math.max(2, Math.ceil(t.nodes / 1500))),
     registerConcurrency: 32,
     openConcurrency: 32,

@@ -199,7 +199,8 @@ export async function startSwitchboardOne(o: SwitchboardOptions): Promise<Server
     dir,
     adminSocket,
     o.topology,
-    () => proc.stop(),
+    // A profiled server needs time to write its profile on exit.
+    () => proc.stop(nodeArgs().length > 0 ? 60_000 : undefined),
   );
 }
 

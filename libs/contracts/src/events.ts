@@ -4,7 +4,13 @@
  */
 import { z } from 'zod';
 import { defineEvent, type EventType } from './rpc.js';
-import { NodeRecordSchema, PolicyRecordSchema, TailnetRecordSchema, UserRecordSchema } from './records.js';
+import {
+  NodeRecordSchema,
+  PolicyRecordSchema,
+  TailnetDnsRecordSchema,
+  TailnetRecordSchema,
+  UserRecordSchema,
+} from './records.js';
 
 export const NodeUpserted = defineEvent('events.v1.node-upserted', z.object({ node: NodeRecordSchema }));
 export const NodeRemoved = defineEvent(
@@ -33,6 +39,10 @@ export const PolicyChanged = defineEvent(
   'events.v1.policy-changed',
   z.object({ policy: PolicyRecordSchema }),
 );
+export const TailnetDnsUpserted = defineEvent(
+  'events.v1.tailnet-dns-upserted',
+  z.object({ dns: TailnetDnsRecordSchema }),
+);
 
 /** Every event type, for consumers that dispatch on subject. */
 export const allEvents: readonly EventType<z.ZodTypeAny>[] = [
@@ -42,6 +52,7 @@ export const allEvents: readonly EventType<z.ZodTypeAny>[] = [
   UserRemoved,
   TailnetUpserted,
   PolicyChanged,
+  TailnetDnsUpserted,
 ];
 
 /** Subject filter matching every Switchboard event. */

@@ -1,7 +1,7 @@
 /** identity: users, groups and API keys. Served in queue group `identity`. */
 import { z } from 'zod';
 import { defineRpc } from './rpc.js';
-import { UserRecordSchema, isoTime } from './records.js';
+import { TailnetDnsRecordSchema, UserRecordSchema, isoTime } from './records.js';
 
 export const IDENTITY_QUEUE = 'identity';
 
@@ -39,7 +39,11 @@ export const DeleteUser = defineRpc(
 export const IdentitySnapshot = defineRpc(
   'identity.v1.snapshot',
   z.object({}),
-  z.object({ users: z.array(UserRecordSchema) }),
+  z.object({
+    users: z.array(UserRecordSchema),
+    /** Older identity replicas send none. */
+    dns: z.array(TailnetDnsRecordSchema).default([]),
+  }),
 );
 
 export const ApiKeyRecordSchema = z.object({
@@ -48,6 +52,8 @@ export const ApiKeyRecordSchema = z.object({
   createdAt: isoTime,
   expiresAt: isoTime,
   lastUsedAt: isoTime.nullable(),
+  /** The owner whose role the token acts with; null = created on the host (acts as owner). */
+  userId: z.number().int().positive().nullable().default(null),
   usable: z.boolean(),
 });
 export type ApiKeyRecord = z.infer<typeof ApiKeyRecordSchema>;

@@ -197,3 +197,21 @@ export const CompleteLogin = defineRpc(
 
 /** A pending login was completed: the replica holding its follow-up answers it now (best effort). */
 export const LoginSettled = defineBroadcast('keyreg.v1.login-settled', z.object({ loginId: z.string() }));
+/**
+ * Admin edits of one node (API v2): authorize or deauthorize the machine, rename it (the MagicDNS
+ * label; empty = back to its hostname), set or clear its key expiry (null = never expires).
+ */
+export const SetNodeFields = defineRpc(
+  'keyreg.v1.set-node-fields',
+  z.object({
+    nodeId: z.number().int().positive(),
+    machineAuthorized: z.boolean().optional(),
+    givenName: z
+      .string()
+      .max(63)
+      .regex(/^([a-z0-9]([a-z0-9-]*[a-z0-9])?)?$/, 'a DNS label: lower-case letters, digits and "-"')
+      .optional(),
+    keyExpiry: isoTime.nullable().optional(),
+  }),
+  z.object({ node: NodeRecordSchema }),
+);

@@ -36,6 +36,11 @@ export const NodeRecordSchema = z.object({
 });
 export type NodeRecord = z.infer<typeof NodeRecordSchema>;
 
+/** Tailscale's user roles that Switchboard knows (billing-admin has nothing to administer here). */
+export const USER_ROLES = ['owner', 'admin', 'network-admin', 'it-admin', 'auditor', 'member'] as const;
+export const UserRoleSchema = z.enum(USER_ROLES);
+export type UserRole = z.infer<typeof UserRoleSchema>;
+
 export const UserRecordSchema = z.object({
   id: z.number().int().positive(),
   tailnetId: z.number().int().positive(),
@@ -46,6 +51,8 @@ export const UserRecordSchema = z.object({
   profilePicUrl: z.string().nullable(),
   provider: z.string(),
   groups: z.array(z.string()),
+  /** Admin role (Tailscale's user roles); absent or `member`: no admin rights. */
+  role: UserRoleSchema.optional(),
   createdAt: isoTime,
   version: z.number().int().nonnegative(),
   /** A disabled user cannot log in or register; their nodes have no peers and are no one's peer. */
@@ -71,3 +78,15 @@ export const PolicyRecordSchema = z.object({
   text: z.string().nullable(),
 });
 export type PolicyRecord = z.infer<typeof PolicyRecordSchema>;
+
+/** A tailnet's DNS as the admin API sets it (owned by identity); rendered into every map's DNSConfig. */
+export const TailnetDnsRecordSchema = z.object({
+  tailnetId: z.number().int().positive(),
+  nameservers: z.array(z.string()),
+  searchPaths: z.array(z.string()),
+  magicDns: z.boolean(),
+  /** Split DNS: domain → resolver addresses. */
+  splitDns: z.record(z.array(z.string())),
+  version: z.number().int().nonnegative(),
+});
+export type TailnetDnsRecord = z.infer<typeof TailnetDnsRecordSchema>;

@@ -4,7 +4,7 @@
  * capabilities, policy tests, and the offline `policy compile` command. Pure: no I/O.
  */
 export { PolicyError, formatIssue, type PolicyIssue, type SourceLocation } from './errors.js';
-export { parseHujson, type JsonNode } from './hujson.js';
+export { parseHujson, toPlain, type JsonNode } from './hujson.js';
 export { parsePolicy, parsePolicyUnchecked, isAllowAll, EMPTY_POLICY, type ParseOptions } from './policy.js';
 export { validatePolicy, type ValidateOptions } from './validate.js';
 export {

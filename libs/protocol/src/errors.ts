@@ -18,6 +18,8 @@ export type ProtocolErrorCode =
   | 'zstd_failed'
   | 'body_too_large'
   | 'control_http_error'
+  | 'legacy_box_invalid'
+  | 'legacy_replay'
   | 'timeout';
 
 export class ProtocolError extends SwitchboardError {

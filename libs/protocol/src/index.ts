@@ -56,3 +56,4 @@ export * from './client/server-key.js';
 export * from './client/control-client.js';
 export * from './tailcfg-schema.js';
 export * from './route-prefix.js';
+export * from './legacy/index.js';

@@ -14,6 +14,7 @@ export interface UserRow {
   profile_pic_url: string | null;
   provider: string;
   groups: string[];
+  role?: UserRecord['role'];
   created_at: Date | string;
   version: number | string;
   provider_id?: string | null;
@@ -28,6 +29,9 @@ interface ApiKeyRow {
   created_at: Date | string;
   expires_at: Date | string;
   last_used_at: Date | string | null;
+  kind?: string;
+  user_id?: number | string | null;
+  revoked_at?: Date | string | null;
 }
 
 const iso = (v: Date | string): string => new Date(v).toISOString();
@@ -43,6 +47,7 @@ export function mapUser(r: UserRow): UserRecord {
     profilePicUrl: r.profile_pic_url,
     provider: r.provider,
     groups: r.groups,
+    role: r.role ?? 'member',
     createdAt: iso(r.created_at),
     version: Number(r.version),
     ...(r.disabled ? { disabled: true } : {}),
@@ -58,7 +63,8 @@ function mapApiKey(r: ApiKeyRow): ApiKeyRecord {
     createdAt: iso(r.created_at),
     expiresAt,
     lastUsedAt: r.last_used_at === null ? null : iso(r.last_used_at),
-    usable: Date.parse(expiresAt) > Date.now(),
+    userId: r.user_id === undefined || r.user_id === null ? null : Number(r.user_id),
+    usable: Date.parse(expiresAt) > Date.now() && (r.revoked_at ?? null) === null,
   };
 }
 
@@ -109,17 +115,19 @@ export class IdentityRepository {
 
   async insertApiKey(
     q: Queryable,
-    k: { prefix: string; hash: string; expiresAt: Date },
+    k: { prefix: string; hash: string; expiresAt: Date; userId: number | null; tailnetId: number },
   ): Promise<ApiKeyRecord> {
     const r = await q.query<ApiKeyRow>(
-      `INSERT INTO ${S}.api_keys (prefix, hash, expires_at) VALUES ($1, $2, $3::timestamptz) RETURNING *`,
-      [k.prefix, k.hash, k.expiresAt.toISOString()],
+      `INSERT INTO ${S}.api_keys (prefix, hash, expires_at, user_id, tailnet_id) VALUES ($1, $2, $3::timestamptz, $4, $5) RETURNING *`,
+      [k.prefix, k.hash, k.expiresAt.toISOString(), k.userId, k.tailnetId],
     );
     return mapApiKey(r.rows[0]!);
   }
 
   async apiKeyByPrefix(q: Queryable, prefix: string): Promise<(ApiKeyRecord & { hash: string }) | null> {
-    const r = await q.query<ApiKeyRow>(`SELECT * FROM ${S}.api_keys WHERE prefix = $1`, [prefix]);
+    const r = await q.query<ApiKeyRow>(`SELECT * FROM ${S}.api_keys WHERE prefix = $1 AND kind = 'api'`, [
+      prefix,
+    ]);
     return r.rows[0] ? { ...mapApiKey(r.rows[0]), hash: r.rows[0].hash } : null;
   }
 
@@ -131,7 +139,7 @@ export class IdentityRepository {
   }
 
   async apiKeys(q: Queryable): Promise<ApiKeyRecord[]> {
-    const r = await q.query<ApiKeyRow>(`SELECT * FROM ${S}.api_keys ORDER BY id`);
+    const r = await q.query<ApiKeyRow>(`SELECT * FROM ${S}.api_keys WHERE kind = 'api' ORDER BY id`);
     return r.rows.map(mapApiKey);
   }
 

@@ -8,6 +8,10 @@ import type { Logger } from '@switchboard/common';
 import { IDENTITY_SCHEMA, IdentityService } from './identity.service.js';
 import { bindIdentity } from './identity.controller.js';
 import { NodeOwnersView } from './node-owners.view.js';
+import { AuditLog } from './audit/audit.service.js';
+import { ApiV2 } from './api-v2/v2.api.js';
+import { Credentials } from './api-v2/v2.credentials.js';
+import { V2Repository } from './api-v2/v2.repository.js';
 
 export const IDENTITY_MIGRATIONS = fileURLToPath(new URL('../../migrations', import.meta.url));
 
@@ -21,6 +25,10 @@ export interface IdentityRuntimeOptions {
 
 export class IdentityRuntime {
   readonly service: IdentityService;
+  readonly audit: AuditLog;
+  readonly credentials: Credentials;
+  /** The admin API v2 (`/api/v2`, `/api/openapi.json`): mounted by the admin server and the client edge. */
+  readonly apiV2: ApiV2;
   private readonly relay: OutboxRelay;
   private readonly nodeOwners: NodeOwnersView;
   private subs: Subscription[] = [];
@@ -42,6 +50,23 @@ export class IdentityRuntime {
       waitPublished: (ms) => this.relay.waitDrained(ms),
       nodeOwners: this.nodeOwners,
     });
+    this.audit = new AuditLog(opts.db);
+    this.credentials = new Credentials(opts.db, (secret) => this.service.hashSecret(secret));
+    this.apiV2 = new ApiV2({
+      db: opts.db,
+      bus: opts.bus,
+      logger: opts.logger.child('api-v2'),
+      identity: this.service,
+      nodeOwners: this.nodeOwners,
+      credentials: this.credentials,
+      audit: this.audit,
+      published: async () => {
+        this.relay.kick();
+        await this.relay.waitDrained(2000).catch((err: unknown) => {
+          opts.logger.warn('admin change committed but its event is not in the log yet', { err });
+        });
+      },
+    });
   }
 
   async start(): Promise<void> {
@@ -52,7 +77,8 @@ export class IdentityRuntime {
     });
     await this.service.init();
     this.relay.start();
-    this.subs = bindIdentity(this.opts.bus, this.service);
+    const v2 = new V2Repository();
+    this.subs = bindIdentity(this.opts.bus, this.service, () => v2.allDns(this.opts.db));
     this.nodeOwners.start();
     if (this.opts.login) {
       this.login = LoginRuntime.create(this.opts.login, {

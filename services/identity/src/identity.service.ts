@@ -88,6 +88,34 @@ export class IdentityService {
     return null;
   }
 
+  /** The user as seen inside transaction `q`. */
+  async getUserIn(q: Queryable, id: number): Promise<UserRecord | null> {
+    return this.repo.userById(q, id);
+  }
+
+  /** Sets a user's role; the change reaches the policy views as `user-upserted` (role autogroups). */
+  async setUserRole(
+    id: number,
+    role: NonNullable<UserRecord['role']>,
+    inTx?: (q: Queryable, before: UserRecord, after: UserRecord) => Promise<void>,
+  ): Promise<UserRecord> {
+    return this.tx(async (q) => {
+      const before = await this.repo.userById(q, id);
+      if (!before)
+        throw new IdentityError(
+          'user_not_found',
+          `no user with id ${id}`,
+          'list users with "switchboard users list"',
+        );
+      await q.query(`UPDATE identity.users SET role = $2, version = version + 1 WHERE id = $1`, [id, role]);
+      const after = (await this.repo.userById(q, id))!;
+      await appendOutbox(q, IDENTITY_SCHEMA, UserUpserted.subject, { user: after });
+      await inTx?.(q, before, after);
+      this.deps.logger.info('user role changed', { userId: id, from: before.role, to: role });
+      return after;
+    });
+  }
+
   async deleteUser(id: number): Promise<UserRecord> {
     assertRemovable(id, await this.deps.nodeOwners.ownedBy(id));
     return this.tx(async (q) => {
@@ -130,17 +158,39 @@ export class IdentityService {
     });
   }
 
+  /** The stored form of a credential secret (HMAC-SHA256 under the deployment's pepper). */
+  hashSecret(secret: string): string {
+    return this.hash(secret);
+  }
+
   private hash(secret: string): string {
     return createHmac('sha256', this.pepper).update(secret).digest('hex');
   }
 
-  async createApiKey(expiresAt: string): Promise<{ key: string; record: ApiKeyRecord }> {
+  /** A new API access token; `userId` is its owner (it acts with the owner's role), none = the host's (owner). */
+  async createApiKey(
+    expiresAt: string,
+    userId: number | null = null,
+  ): Promise<{ key: string; record: ApiKeyRecord }> {
     const prefix = randomBytes(8).toString('hex');
     const secret = randomBytes(24).toString('base64url');
+    let tailnetId = 1;
+    if (userId !== null) {
+      const u = await this.repo.userById(this.deps.db, userId);
+      if (!u)
+        throw new IdentityError(
+          'user_not_found',
+          `no user with id ${userId}`,
+          'list users with "switchboard users list"',
+        );
+      tailnetId = u.tailnetId;
+    }
     const record = await this.repo.insertApiKey(this.deps.db, {
       prefix,
       hash: this.hash(secret),
       expiresAt: new Date(expiresAt),
+      userId,
+      tailnetId,
     });
     this.deps.logger.info('api key created', { prefix: record.prefix });
     return { key: `sbapi-${prefix}-${secret}`, record };

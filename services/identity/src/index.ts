@@ -6,3 +6,7 @@ export * from './admin/admin.server.js';
 export { statusForCode } from './admin/admin.errors.js';
 export { registerSamlFactory, type SamlFactory, type LoginOptions } from './login/login.runtime.js';
 export { LoginRefused, type LoginProvider, type VerifiedIdentity } from './login/provider.js';
+export { ApiV2, OPENAPI_PATH } from './api-v2/v2.api.js';
+export type { DocumentedRoute } from './api-v2/v2.openapi.js';
+export { AuditLog } from './audit/audit.service.js';
+export { decideAccess, type Principal, type RouteAccess } from './roles/roles.js';

@@ -11,10 +11,12 @@ import {
   ALL_EVENTS_FILTER,
   NodeRemoved,
   NodeUpserted,
+  TailnetUpserted,
   callRpc,
   keyRegistry,
   validateMessage,
 } from '@switchboard/contracts';
+import type { TailnetRecord } from '@switchboard/contracts';
 import { EventView, VersionedMap } from '@switchboard/views';
 
 interface Owner {
@@ -24,6 +26,8 @@ interface Owner {
 
 export class NodeOwnersView {
   private readonly nodes = new VersionedMap<number, Owner>();
+  /** The tailnets (name, MagicDNS domain), for the admin API's `{tailnet}` segment and device names. */
+  readonly tailnets = new Map<number, TailnetRecord>();
   readonly view: EventView;
 
   constructor(
@@ -36,7 +40,9 @@ export class NodeOwnersView {
       filter: ALL_EVENTS_FILTER,
       logger: log,
       load: async () => {
-        const { nodes } = await callRpc(bus, keyRegistry.Snapshot, {}, { timeoutMs: 30_000 });
+        const { nodes, tailnets } = await callRpc(bus, keyRegistry.Snapshot, {}, { timeoutMs: 30_000 });
+        this.tailnets.clear();
+        for (const t of tailnets) this.tailnets.set(t.id, t);
         this.nodes.replace(nodes.map((n) => [n.id, { userId: n.userId, version: n.version }] as const));
       },
       apply: (ev) => this.apply(ev),
@@ -50,6 +56,9 @@ export class NodeOwnersView {
     } else if (ev.subject === NodeRemoved.subject) {
       const m = validateMessage(NodeRemoved.payload, ev.payload, ev.subject);
       this.nodes.remove(m.nodeId, m.version);
+    } else if (ev.subject === TailnetUpserted.subject) {
+      const { tailnet } = validateMessage(TailnetUpserted.payload, ev.payload, ev.subject);
+      this.tailnets.set(tailnet.id, tailnet);
     }
   }
 
@@ -62,6 +71,14 @@ export class NodeOwnersView {
 
   async stop(): Promise<void> {
     await this.view.stop();
+  }
+
+  /** The users' node counts (the view as it is, without catching up). */
+  countsByUser(): Map<number, number> {
+    const out = new Map<number, number>();
+    for (const o of this.nodes.values())
+      if (o.userId !== null) out.set(o.userId, (out.get(o.userId) ?? 0) + 1);
+    return out;
   }
 
   /** How many nodes the user owns, after catching up with the log. */

@@ -89,6 +89,9 @@ describe('admin API request bodies', () => {
     admin = new AdminServer({
       bus,
       identity: identity.service,
+      apiV2: identity.apiV2,
+      credentials: identity.credentials,
+      audit: identity.audit,
       logger: capturingLogger(lines),
       socketPath: sock,
     });

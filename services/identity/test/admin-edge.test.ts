@@ -96,6 +96,9 @@ describe('admin API edges', () => {
     admin = new AdminServer({
       bus,
       identity: identity.service,
+      apiV2: identity.apiV2,
+      credentials: identity.credentials,
+      audit: identity.audit,
       logger: capturingLogger(lines),
       socketPath,
       listen: '127.0.0.1:0',

@@ -97,6 +97,9 @@ describe('admin API: a policy nested past the HuJSON depth limit', () => {
     admin = new AdminServer({
       bus,
       identity: identity.service,
+      apiV2: identity.apiV2,
+      credentials: identity.credentials,
+      audit: identity.audit,
       logger: capturingLogger(lines),
       socketPath: sock,
     });

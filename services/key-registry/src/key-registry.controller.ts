@@ -28,6 +28,7 @@ export function bindKeyRegistry(bus: Bus, svc: KeyRegistryService, log: Logger):
       login: await svc.logins.get(req.loginId),
     })),
     serveRpc(bus, keyRegistry.CompleteLogin, Q, (req) => svc.logins.complete(req.loginId, req.userId)),
+    serveRpc(bus, keyRegistry.SetNodeFields, Q, async (req) => ({ node: await nodes.setNodeFields(req) })),
     serveRpc(bus, keyRegistry.Snapshot, Q, () => nodes.snapshot()),
     serveRpc(bus, keyRegistry.CreatePreAuthKey, Q, (req) => keys.create(req)),
     serveRpc(bus, keyRegistry.ListPreAuthKeys, Q, async (req) => ({

@@ -96,6 +96,7 @@ export interface NodePatch {
   nodeKey?: string;
   discoKey?: string | null;
   hostname?: string;
+  givenName?: string;
   hostinfo?: Record<string, unknown> | null;
   endpoints?: string[];
   homeDerp?: number;
@@ -119,6 +120,7 @@ const patchColumns: Record<
   nodeKey: { col: 'node_key' },
   discoKey: { col: 'disco_key' },
   hostname: { col: 'hostname' },
+  givenName: { col: 'given_name' },
   hostinfo: { col: 'hostinfo', cast: '::jsonb', encode: (v) => (v === null ? null : JSON.stringify(v)) },
   endpoints: { col: 'endpoints', cast: '::jsonb', encode: (v) => JSON.stringify(v) },
   homeDerp: { col: 'home_derp' },

@@ -10,6 +10,7 @@ import type { DirectoryView } from './directory.view.js';
 import { hostinfoPatch, routableIPsOf, sameStrings } from './hostinfo.js';
 import { KeyRegistryError, nodeNotFound } from './key-registry.errors.js';
 import type { NodePatch } from './key-registry.repository.js';
+import { sanitizeLabel, uniqueLabel } from './naming.js';
 import { pgCode, type RegistryStore, type RemovalReason } from './registry.store.js';
 
 export class NodeLifecycleService {
@@ -137,6 +138,48 @@ export class NodeLifecycleService {
       await this.store.emitUpsert(q, node);
       return node;
     });
+  }
+
+  /** Admin edits from API v2: authorization, name (empty = the hostname's label), key expiry. */
+  async setNodeFields(req: {
+    nodeId: number;
+    machineAuthorized?: boolean | undefined;
+    givenName?: string | undefined;
+    keyExpiry?: string | null | undefined;
+  }): Promise<NodeRecord> {
+    try {
+      return await this.store.tx(async (q) => {
+        const patch: NodePatch = {};
+        if (req.machineAuthorized !== undefined) patch.machineAuthorized = req.machineAuthorized;
+        if (req.keyExpiry !== undefined)
+          patch.keyExpiry = req.keyExpiry === null ? null : new Date(req.keyExpiry);
+        if (req.givenName !== undefined) {
+          let name = req.givenName;
+          if (name === '') {
+            const cur = await this.repo.nodeById(q, req.nodeId, true);
+            if (!cur) throw nodeNotFound(req.nodeId);
+            const base = sanitizeLabel(cur.hostname);
+            const taken = await this.repo.takenNames(q, cur.tailnetId, base);
+            taken.delete(cur.givenName);
+            name = uniqueLabel(base, taken);
+          }
+          patch.givenName = name;
+        }
+        const node = await this.repo.updateNode(q, req.nodeId, patch);
+        if (!node) throw nodeNotFound(req.nodeId);
+        await this.store.emitUpsert(q, node);
+        this.log.info('node fields set by admin', { nodeId: req.nodeId, fields: Object.keys(patch) });
+        return node;
+      });
+    } catch (err) {
+      if (pgCode(err) === '23505')
+        throw new KeyRegistryError(
+          'conflict',
+          `another node of the tailnet is already named "${req.givenName}"`,
+          'pick another name or rename that node first',
+        );
+      throw err;
+    }
   }
 
   /** A stream opened or closed: record last-seen (used for ephemeral clean-up and peers' LastSeen). */

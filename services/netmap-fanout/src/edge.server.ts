@@ -13,7 +13,9 @@ import { errorMessage, LimitedLogger, type Logger, sourceKey, SwitchboardError }
 import {
   createTs2021UpgradeHandler,
   formatKey,
+  keyAnswer,
   NoiseHttp2Server,
+  parseLegacyRoute,
   parseMapRequest,
   parseRegisterRequest,
   ProtocolError,
@@ -26,6 +28,7 @@ import {
   type PrivateKey,
 } from '@switchboard/protocol';
 import type { ControlContext, ControlHandlers, MapResponder } from './control-handlers.js';
+import type { LegacyChannel } from './legacy.handler.js';
 import { fromMapRequest, fromRegisterRequest } from './tailcfg-adapter.js';
 
 export const MAX_BODY = 1 << 20;
@@ -40,6 +43,16 @@ export interface EdgeOptions {
   /** Extra plain-HTTP routes (metrics, readiness); return true when handled. */
   extraRoutes?: (req: IncomingMessage, res: ServerResponse) => boolean;
   limits?: Partial<EdgeLimits>;
+  /** The legacy NaCl channel (`LEGACY_PROTOCOL=true`); absent = `/key` offers Noise only. */
+  legacy?: EdgeLegacyOptions;
+}
+
+export interface EdgeLegacyOptions {
+  channel: LegacyChannel;
+  /** `mkey:<hex>` of the legacy key. */
+  keyText: string;
+  /** `/key?v=` at most this gets only the legacy key (so the client uses it); -1 = none. */
+  legacyOnlyMaxCapVersion: number;
 }
 
 /** Bounds on what one client (or all of them) may hold at the edge; see the README's table. */
@@ -213,8 +226,16 @@ export class EdgeServer {
         res.writeHead(400, { 'content-type': 'text/plain' }).end('invalid capability version in ?v=\n');
         return;
       }
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ legacyPublicKey: `mkey:${'0'.repeat(64)}`, publicKey: this.publicKeyText }));
+      const answer = keyAnswer(
+        {
+          noiseKeyText: this.publicKeyText,
+          legacyKeyText: this.o.legacy?.keyText ?? null,
+          legacyOnlyMaxCapVersion: this.o.legacy?.legacyOnlyMaxCapVersion ?? -1,
+        },
+        v === null ? null : Number(v),
+      );
+      if (answer.kind === 'hex') res.writeHead(200, { 'content-type': 'text/plain' }).end(answer.body);
+      else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer.body));
       return;
     }
     if (req.method === 'GET' && url.pathname === '/health') {
@@ -229,6 +250,8 @@ export class EdgeServer {
       );
       return;
     }
+    const legacy = this.o.legacy && parseLegacyRoute(url.pathname);
+    if (legacy) return this.o.legacy?.channel.handle(req, res, legacy);
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
   }
 

@@ -5,10 +5,11 @@
  * being re-encoded per stream; those pre-serialised fragments are typed (`Json<T>`) and spliced
  * into a MapResponse only through `MapResponseJson`, so every field sent has its tailcfg type.
  */
-import type { NodeRecord, TailnetRecord, UserRecord } from '@switchboard/contracts';
+import type { NodeRecord, TailnetDnsRecord, TailnetRecord, UserRecord } from '@switchboard/contracts';
 import type {
   DERPMap,
   DNSConfig,
+  DNSResolver,
   CapMap,
   Hostinfo,
   MapResponse,
@@ -181,14 +182,28 @@ export function userProfile(userId: number, users: ReadonlyMap<number, UserRecor
   return p;
 }
 
-export function dnsConfig(tailnet: TailnetRecord | undefined, settings: MapSettings): DNSConfig {
+/**
+ * The map's DNSConfig: the tailnet's DNS as the admin API set it (`dns`), else the config's. Global
+ * nameservers are `Resolvers`, split DNS domains `Routes` (the MagicDNS domain routes to the
+ * client's own resolver, `[]`), search paths `Domains` after the MagicDNS domain.
+ */
+export function dnsConfig(
+  tailnet: TailnetRecord | undefined,
+  settings: MapSettings,
+  dns?: TailnetDnsRecord,
+): DNSConfig {
   const domain = tailnet?.domain ?? 'switchboard.internal';
+  const magicDns = dns ? dns.magicDns : settings.magicDns;
+  const nameservers = dns ? dns.nameservers : settings.nameservers;
+  const routes: Record<string, DNSResolver[] | null> = magicDns ? { [`${domain}.`]: [] } : {};
+  for (const [d, resolvers] of Object.entries(dns?.splitDns ?? {}))
+    routes[`${d.replace(/\.$/, '')}.`] = resolvers.map((a) => ({ Addr: a }));
   const cfg: DNSConfig = {
-    Proxied: settings.magicDns,
-    Domains: settings.magicDns ? [domain] : [],
-    Routes: settings.magicDns ? { [`${domain}.`]: [] } : {},
+    Proxied: magicDns,
+    Domains: [...(magicDns ? [domain] : []), ...(dns?.searchPaths ?? [])],
+    Routes: routes,
   };
-  if (settings.nameservers.length > 0) cfg.Resolvers = settings.nameservers.map((a) => ({ Addr: a }));
+  if (nameservers.length > 0) cfg.Resolvers = nameservers.map((a) => ({ Addr: a }));
   return cfg;
 }
 

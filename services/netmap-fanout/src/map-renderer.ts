@@ -119,7 +119,7 @@ export class MapRenderer {
     const msg = new MapResponseJson()
       .setJson('Node', this.selfJson(self, now))
       .set('DERPMap', settings.derpMap)
-      .set('DNSConfig', dnsConfig(tailnet, settings))
+      .set('DNSConfig', dnsConfig(tailnet, settings, model.dns.get(self.tailnetId)))
       .set('Domain', tailnet?.domain ?? '')
       .setJson('PacketFilter', authorized ? policy.filterJson(self) : DENY_ALL_FILTER)
       .set(
@@ -216,7 +216,7 @@ export class MapRenderer {
     const msg = new MapResponseJson();
     if (p.self) msg.setJson('Node', this.selfJson(self, now));
     if (p.full) {
-      msg.set('DNSConfig', dnsConfig(tailnet, settings));
+      msg.set('DNSConfig', dnsConfig(tailnet, settings, model.dns.get(self.tailnetId)));
       msg.set('Domain', tailnet?.domain ?? '');
     }
     if (p.full || p.filter)

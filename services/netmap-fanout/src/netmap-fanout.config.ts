@@ -36,6 +36,25 @@ export const fanoutConfigSchema = z.object({
   KEEPALIVE_INTERVAL_MS: z.coerce.number().int().min(1000).max(100_000).default(50_000),
   /** Oldest client capability version accepted: 113 = tailscale v1.80, the oldest release we test. */
   MIN_CAPABILITY_VERSION: z.coerce.number().int().min(87).default(113),
+  /**
+   * The pre-Noise NaCl crypto_box control channel (`/machine/<key hex>`) for tailscale ≤ v1.62;
+   * off by default (the box has no replay protection across replicas). See README "Legacy clients".
+   */
+  LEGACY_PROTOCOL: bool('false'),
+  /** Legacy key as `privkey:<hex>`; when unset, read from (or created in) LEGACY_KEY_FILE. */
+  LEGACY_PRIVATE_KEY: z
+    .string()
+    .regex(/^privkey:[0-9a-f]{64}$/, 'privkey:<64 hex>')
+    .optional(),
+  LEGACY_KEY_FILE: z.string().optional(),
+  /**
+   * Clients whose `/key?v=` capability version is at most this are offered only the legacy key
+   * (they then use the legacy channel); newer ones get both keys and use Noise. 88 = v1.62, the
+   * last release that speaks legacy; -1 = offer it to none (only clients without `?v=` use it).
+   */
+  LEGACY_ONLY_MAX_CAPABILITY_VERSION: z.coerce.number().int().min(-1).default(88),
+  /** Oldest MapRequest.Version served on the legacy channel (88 = v1.62.1, the one we test). */
+  LEGACY_MIN_CAPABILITY_VERSION: z.coerce.number().int().min(1).default(88),
   /** This replica's name in the stream registry; defaults to hostname + pid. */
   REPLICA_ID: z.string().optional(),
   /** TCP connections the client edge holds at once; further ones are closed at accept. */

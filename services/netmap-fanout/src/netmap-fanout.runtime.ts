@@ -10,14 +10,17 @@ import { fanout, keyRegistry, subscribeBroadcast } from '@switchboard/contracts'
 import { LoginWaiters } from './login-waiters.js';
 import {
   KEEP_ALIVE_FRAME,
+  formatKey,
   frameMapPayload,
+  publicKeyFromPrivate,
   zstdCompress,
   type DERPMap,
   type PrivateKey,
 } from '@switchboard/protocol';
 import { ControlHandlers } from './control-handlers.js';
-import { EdgeServer } from './edge.server.js';
+import { EdgeServer, MAX_BODY, type EdgeLegacyOptions } from './edge.server.js';
 import { FanoutEngine } from './fanout-engine.js';
+import { LegacyChannel } from './legacy.handler.js';
 import type { FanoutConfig } from './netmap-fanout.config.js';
 import { PolicyState } from './policy-state.js';
 import { ReadModel, type ReadModelReader } from './read-model.js';
@@ -31,14 +34,13 @@ export interface FanoutRuntimeOptions {
   config: FanoutConfig;
   registry: StreamRegistry;
   serverPrivate: PrivateKey;
+  /** The legacy NaCl key; required when `config.LEGACY_PROTOCOL` is on. */
+  legacyPrivate?: PrivateKey;
   derpMap: DERPMap;
   host: string;
   port: number;
-  /**
-   * More plain-HTTP routes on the client edge's listener (`serve` mounts identity's login pages
-   * here, next to /ts2021); return true when handled.
-   */
-  httpRoutes?: (req: IncomingMessage, res: ServerResponse) => boolean;
+  /** More plain-HTTP routes on the client port (the admin API v2 in one-process mode); true when handled. */
+  httpRoutes?: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
 }
 
 export class NetmapFanoutRuntime {
@@ -94,6 +96,7 @@ export class NetmapFanoutRuntime {
       logins: this.logins,
     });
     this.edge = new EdgeServer({
+      legacy: this.legacyOptions(),
       host: o.host,
       port: o.port,
       serverPrivate: o.serverPrivate,
@@ -124,6 +127,25 @@ export class NetmapFanoutRuntime {
         return o.httpRoutes?.(req, res) ?? false;
       },
     });
+  }
+
+  private legacyOptions(): EdgeLegacyOptions | undefined {
+    const c = this.o.config;
+    if (!c.LEGACY_PROTOCOL) return undefined;
+    const key = this.o.legacyPrivate;
+    if (!key) throw new Error('LEGACY_PROTOCOL is on but no legacy key was loaded');
+    return {
+      keyText: formatKey('machine', publicKeyFromPrivate('machine', key)),
+      legacyOnlyMaxCapVersion: c.LEGACY_ONLY_MAX_CAPABILITY_VERSION,
+      channel: new LegacyChannel({
+        legacyPrivate: key,
+        handlers: this.handlers,
+        logger: this.o.logger.child('legacy'),
+        minCapVersion: c.LEGACY_MIN_CAPABILITY_VERSION,
+        maxBody: MAX_BODY,
+        bodyTimeoutMs: c.EDGE_BODY_TIMEOUT_MS,
+      }),
+    };
   }
 
   async start(): Promise<void> {

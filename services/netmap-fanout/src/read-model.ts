@@ -3,7 +3,13 @@
  * from snapshots and kept current by events. Applying an event is idempotent: a record whose version
  * is not newer than the one held is ignored. Each apply returns what changed, for the fan-out.
  */
-import type { NodeRecord, PolicyRecord, TailnetRecord, UserRecord } from '@switchboard/contracts';
+import type {
+  NodeRecord,
+  PolicyRecord,
+  TailnetDnsRecord,
+  TailnetRecord,
+  UserRecord,
+} from '@switchboard/contracts';
 
 /** What a policy engine reported after a node, user or policy change (derived, not stored). */
 export interface PolicyEffects {
@@ -37,6 +43,8 @@ export interface ReadModelReader {
   readonly users: ReadonlyMap<number, UserRecord>;
   readonly tailnets: ReadonlyMap<number, TailnetRecord>;
   readonly policies: ReadonlyMap<number, PolicyRecord>;
+  /** DNS set through the admin API, per tailnet (absent: the DNS settings of the config). */
+  readonly dns: ReadonlyMap<number, TailnetDnsRecord>;
   readonly online: ReadonlySet<number>;
   nodeByKey(nodeKey: string): NodeRecord | undefined;
 }
@@ -48,6 +56,7 @@ export class ReadModel implements ReadModelReader {
   readonly users = new Map<number, UserRecord>();
   readonly tailnets = new Map<number, TailnetRecord>();
   readonly policies = new Map<number, PolicyRecord>();
+  readonly dns = new Map<number, TailnetDnsRecord>();
   /** Nodes with a live stream on any replica. */
   readonly online = new Set<number>();
   /** Versions of removed nodes/users, so a late upsert of an older version is not resurrected. */
@@ -95,6 +104,14 @@ export class ReadModel implements ReadModelReader {
     if (!before || before.version >= version) return null;
     this.users.delete(userId);
     return { kind: 'user', userId, after: undefined };
+  }
+
+  /** A tailnet's DNS changed: every map of the tailnet gets the new DNSConfig (a `tailnet` change). */
+  setDns(d: TailnetDnsRecord): ModelChange | null {
+    const before = this.dns.get(d.tailnetId);
+    if (before && before.version >= d.version) return null;
+    this.dns.set(d.tailnetId, d);
+    return { kind: 'tailnet', tailnetId: d.tailnetId };
   }
 
   upsertTailnet(t: TailnetRecord): ModelChange | null {

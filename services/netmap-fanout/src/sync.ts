@@ -13,6 +13,7 @@ import {
   NodeRemoved,
   NodeUpserted,
   PolicyChanged,
+  TailnetDnsUpserted,
   TailnetUpserted,
   UserRemoved,
   UserUpserted,
@@ -72,6 +73,7 @@ export class ModelSync {
       tailnets: kr.tailnets,
       nodes: kr.nodes,
       policies: pol.policies,
+      dns: ids.dns,
     });
     this.log.info('read model loaded from snapshots', { nodes: kr.nodes.length, users: ids.users.length });
   }
@@ -117,6 +119,12 @@ export class ModelSync {
           event = {
             kind: 'policy-changed',
             policy: validateMessage(PolicyChanged.payload, ev.payload, ev.subject).policy,
+          };
+          break;
+        case TailnetDnsUpserted.subject:
+          event = {
+            kind: 'tailnet-dns-upserted',
+            dns: validateMessage(TailnetDnsUpserted.payload, ev.payload, ev.subject).dns,
           };
           break;
         default:

@@ -7,7 +7,13 @@
  * nothing reaches a stream without passing the policy step.
  */
 import type { Logger } from '@switchboard/common';
-import type { NodeRecord, PolicyRecord, TailnetRecord, UserRecord } from '@switchboard/contracts';
+import type {
+  NodeRecord,
+  PolicyRecord,
+  TailnetDnsRecord,
+  TailnetRecord,
+  UserRecord,
+} from '@switchboard/contracts';
 import type { ModelChange, ReadModel } from './read-model.js';
 
 /** The policy step: follows each change, or rebuilds everything (after a snapshot, or a failure). */
@@ -28,7 +34,8 @@ export type ViewEvent =
   | { kind: 'user-upserted'; user: UserRecord }
   | { kind: 'user-removed'; userId: number; version: number }
   | { kind: 'tailnet-upserted'; tailnet: TailnetRecord }
-  | { kind: 'policy-changed'; policy: PolicyRecord };
+  | { kind: 'policy-changed'; policy: PolicyRecord }
+  | { kind: 'tailnet-dns-upserted'; dns: TailnetDnsRecord };
 
 /** Everything the owners' snapshot RPCs returned. */
 export interface ViewSnapshot {
@@ -36,6 +43,7 @@ export interface ViewSnapshot {
   tailnets: TailnetRecord[];
   nodes: NodeRecord[];
   policies: PolicyRecord[];
+  dns?: TailnetDnsRecord[];
 }
 
 /** A record fetched from its owner on a request path, ahead of its event. */
@@ -57,6 +65,10 @@ export class ViewIngress {
     ];
     for (const p of s.policies) {
       const c = this.model.setPolicy(p);
+      if (c) changes.push(c);
+    }
+    for (const d of s.dns ?? []) {
+      const c = this.model.setDns(d);
       if (c) changes.push(c);
     }
     this.sink.apply([...changes, ...this.policy.rebuildAll()]);
@@ -91,6 +103,8 @@ export class ViewIngress {
         return this.model.upsertTailnet(e.tailnet);
       case 'policy-changed':
         return this.model.setPolicy(e.policy);
+      case 'tailnet-dns-upserted':
+        return this.model.setDns(e.dns);
     }
   }
 

@@ -83,10 +83,40 @@ export function openStreamRegistry(cfg: BaseConfig): StreamRegistry {
 
 /** The server's long-term Noise key: from config, or a key file created on first start (keep it stable). */
 export function loadNoiseKey(cfg: BaseConfig, fcfg: FanoutConfig, logger: Logger): PrivateKey {
-  if (fcfg.NOISE_PRIVATE_KEY) return parseKey('private', fcfg.NOISE_PRIVATE_KEY, 'NOISE_PRIVATE_KEY');
-  const file = fcfg.NOISE_KEY_FILE ?? join(cfg.DATA_DIR, 'noise.key');
+  return loadServerKey(
+    'Noise',
+    'NOISE_PRIVATE_KEY',
+    fcfg.NOISE_PRIVATE_KEY,
+    fcfg.NOISE_KEY_FILE ?? join(cfg.DATA_DIR, 'noise.key'),
+    logger,
+  );
+}
+
+/**
+ * The legacy NaCl key (a second curve25519 key, as headscale kept `private_key_path` beside the
+ * Noise key), loaded the same way; undefined while `LEGACY_PROTOCOL` is off.
+ */
+export function loadLegacyKey(cfg: BaseConfig, fcfg: FanoutConfig, logger: Logger): PrivateKey | undefined {
+  if (!fcfg.LEGACY_PROTOCOL) return undefined;
+  return loadServerKey(
+    'legacy',
+    'LEGACY_PRIVATE_KEY',
+    fcfg.LEGACY_PRIVATE_KEY,
+    fcfg.LEGACY_KEY_FILE ?? join(cfg.DATA_DIR, 'legacy.key'),
+    logger,
+  );
+}
+
+function loadServerKey(
+  label: string,
+  variable: string,
+  inline: string | undefined,
+  file: string,
+  logger: Logger,
+): PrivateKey {
+  if (inline) return parseKey('private', inline, variable);
   if (existsSync(file))
-    return parseKey('private', readFileSync(file, 'utf8').trim(), `Noise key file ${file}`);
+    return parseKey('private', readFileSync(file, 'utf8').trim(), `${label} key file ${file}`);
   const key = generatePrivateKey();
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   try {
@@ -94,10 +124,10 @@ export function loadNoiseKey(cfg: BaseConfig, fcfg: FanoutConfig, logger: Logger
   } catch (err) {
     // Another replica created it first: use theirs.
     if ((err as NodeJS.ErrnoException).code === 'EEXIST')
-      return parseKey('private', readFileSync(file, 'utf8').trim(), `Noise key file ${file}`);
+      return parseKey('private', readFileSync(file, 'utf8').trim(), `${label} key file ${file}`);
     throw err;
   }
-  logger.info('created the server Noise key; keep this file, clients pin the key', { file });
+  logger.info(`created the server ${label} key; keep this file, clients pin the key`, { file });
   return key;
 }
 

@@ -31,6 +31,12 @@ export const CLI_OPTIONS = {
   limit: { type: 'string' },
   routes: { type: 'string', short: 'r' },
   key: { type: 'string', short: 'k' },
+  role: { type: 'string' },
+  actor: { type: 'string' },
+  action: { type: 'string' },
+  target: { type: 'string' },
+  since: { type: 'string' },
+  until: { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
@@ -64,7 +70,11 @@ export const COMMANDS: Readonly<Record<string, readonly CliOption[]>> = {
   'policy history': ['limit'],
   'policy rollback': ['version'],
   'policy compile': ['policy', 'nodes', 'node'],
-  'apikeys create': ['expiration'],
+  'apikeys create': ['expiration', 'user'],
+  'users set-role': ['identifier', 'role'],
+  'audit list': ['actor', 'action', 'target', 'since', 'until', 'limit'],
+  'audit export': ['actor', 'action', 'target', 'since', 'until', 'limit'],
+  'audit verify': [],
   'apikeys list': [],
   'apikeys expire': ['prefix'],
 };

@@ -8,6 +8,7 @@ import { runPolicyCompile } from '@switchboard/policy';
 import { homedir } from 'node:os';
 import { SwitchboardError } from '@switchboard/common';
 import { adminCall, AdminApiError } from './admin-client.js';
+import { auditCommand, usersSetRole } from './cli-audit.js';
 import {
   adminTarget,
   formatCell as fmt,
@@ -48,7 +49,11 @@ Admin (talks to the admin API):
   switchboard nodes approve-routes ID --routes 10.0.0.0/24,0.0.0.0/0,::/0   (empty --routes= removes all)
   switchboard policy get [--version N] | set FILE | check FILE | history | rollback --version N
   switchboard policy compile --policy FILE --nodes NODES.json [--node ID]   (offline, no server)
-  switchboard apikeys create [--expiration 90d] | list | expire PREFIX
+  switchboard apikeys create [--expiration 90d] [--user NAME] | list | expire PREFIX
+                                             (a token with --user acts with that user's role)
+  switchboard users set-role NAME|ID --role owner|admin|network-admin|it-admin|auditor|member
+  switchboard audit list|export [--actor A] [--action PREFIX] [--target T] [--since T] [--until T] [--limit N]
+  switchboard audit verify                   check the audit log's hash chain (exit 1 when broken)
 
 Options:
   -o, --output json|table   output format (default table)
@@ -57,7 +62,7 @@ Options:
 `;
 
 /** What a command handler gets: the parsed command line and ways to reach the admin API and the user. */
-interface CommandContext {
+export interface CommandContext {
   /** "group verb", e.g. "nodes tag". */
   command: string;
   verb: string | undefined;
@@ -81,6 +86,7 @@ const COMMAND_GROUPS: Readonly<Record<string, CommandHandler>> = {
   users: usersCommand,
   preauthkeys: preauthkeysCommand,
   apikeys: apikeysCommand,
+  audit: auditCommand,
 };
 
 export async function runAdminCli(argv: string[], io: CliIO): Promise<number> {
@@ -305,6 +311,8 @@ async function usersCommand(ctx: CommandContext): Promise<number> {
       print(r.user, () => `User "${String(r.user.name)}" ${verb}d\n`);
       return 0;
     }
+    case 'users set-role':
+      return usersSetRole(ctx);
     case 'users delete':
     case 'users destroy': {
       const r = (await call('DELETE', `/api/v1/users/${encodeURIComponent(idArg())}`)) as { user: Row };
@@ -368,11 +376,10 @@ async function apikeysCommand(ctx: CommandContext): Promise<number> {
   const { command, rest, values, call, print } = ctx;
   switch (command) {
     case 'apikeys create': {
-      const r = (await call(
-        'POST',
-        '/api/v1/apikeys',
-        values.expiration ? { expiration: values.expiration } : {},
-      )) as {
+      const r = (await call('POST', '/api/v1/apikeys', {
+        ...(values.expiration ? { expiration: values.expiration } : {}),
+        ...(values.user ? { user: values.user } : {}),
+      })) as {
         key: string;
       };
       print(r, () => `${r.key}\n`);

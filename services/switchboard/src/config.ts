@@ -42,6 +42,12 @@ export const baseConfigSchema = z.object({
     .int('a whole number of at least 1')
     .min(1, 'a whole number of at least 1')
     .default(10),
+  /**
+   * Where the admin API v2 (`/api/v2`, `/api/openapi.json`) is served: `edge` = on the client port
+   * (LISTEN_ADDR, where Tailscale's tools look) and ADMIN_LISTEN; `admin` = only on ADMIN_LISTEN and
+   * the admin socket; `off` = nowhere.
+   */
+  API_V2: z.enum(['edge', 'admin', 'off']).default('edge'),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });
 export type BaseConfig = z.infer<typeof baseConfigSchema>;

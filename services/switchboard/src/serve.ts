@@ -30,6 +30,7 @@ import { initZstd } from '@switchboard/protocol';
 import { baseConfigSchema } from './config.js';
 import {
   ensurePrivateDataDir,
+  loadLegacyKey,
   loadNoiseKey,
   openBus,
   openDatabase,
@@ -41,6 +42,8 @@ export interface RunningServer {
   url: string;
   port: number;
   adminSocket: string;
+  /** ADMIN_LISTEN's bound address, when set. */
+  adminTcp: { host: string; port: number } | undefined;
   bus: Bus;
   db: Db;
   fanout: NetmapFanoutRuntime;
@@ -103,6 +106,9 @@ export async function serve(opts: ServeOptions = {}): Promise<RunningServer> {
         ? defaultServerUrl(boundPort)
         : `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`);
     let loginRoutes: ((req: IncomingMessage, res: ServerResponse) => boolean) | null = null;
+    // API v2 on the client port (where the Go client, Terraform and the operator look), bound once
+    // identity has started.
+    let apiOnEdge: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
     const app = await startNestApp([
       IdentityModule.forRoot({
         db,
@@ -118,10 +124,11 @@ export async function serve(opts: ServeOptions = {}): Promise<RunningServer> {
         config: fCfg,
         registry,
         serverPrivate: loadNoiseKey(cfg, fCfg, logger),
+        legacyPrivate: loadLegacyKey(cfg, fCfg, logger),
         derpMap: await loadDerpMap(fCfg),
         host,
         port,
-        httpRoutes: (req, res) => loginRoutes?.(req, res) ?? false,
+        httpRoutes: (req, res) => (loginRoutes?.(req, res) ?? false) || (apiOnEdge?.(req, res) ?? false),
       }),
     ]);
     stack.push(() => app.close());
@@ -134,6 +141,10 @@ export async function serve(opts: ServeOptions = {}): Promise<RunningServer> {
     const admin = new AdminServer({
       bus,
       identity: identity.service,
+      apiV2: identity.apiV2,
+      credentials: identity.credentials,
+      audit: identity.audit,
+      serveV2: cfg.API_V2 !== 'off',
       logger: logger.child('admin'),
       socketPath: adminSocket,
       listen: cfg.ADMIN_LISTEN,
@@ -141,10 +152,22 @@ export async function serve(opts: ServeOptions = {}): Promise<RunningServer> {
     });
     await admin.start();
     stack.push(() => admin.stop());
+    if (cfg.API_V2 === 'edge') apiOnEdge = (req, res) => identity.apiV2.handle(req, res);
 
     boundPort = fanout.edge.boundPort;
     const url = cfg.SERVER_URL ?? defaultServerUrl(boundPort);
-    return { url, port: boundPort, adminSocket, bus, db, fanout, keyRegistry, identity, stop: stopAll };
+    return {
+      url,
+      port: boundPort,
+      adminSocket,
+      adminTcp: admin.tcpAddress,
+      bus,
+      db,
+      fanout,
+      keyRegistry,
+      identity,
+      stop: stopAll,
+    };
   } catch (err) {
     await stopAll();
     throw err;

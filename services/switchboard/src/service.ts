@@ -17,7 +17,14 @@ import {
 import { runtimeOf, startNestApp } from './nest-app.js';
 import { initZstd } from '@switchboard/protocol';
 import { baseConfigSchema } from './config.js';
-import { loadNoiseKey, openBus, openDatabase, openStreamRegistry, splitListen } from './assemble.js';
+import {
+  loadLegacyKey,
+  loadNoiseKey,
+  openBus,
+  openDatabase,
+  openStreamRegistry,
+  splitListen,
+} from './assemble.js';
 
 export const SERVICES = ['key-registry', 'identity', 'policy-compiler', 'netmap-fanout'] as const;
 export type ServiceName = (typeof SERVICES)[number];
@@ -78,6 +85,10 @@ export async function runService(
           const admin = new AdminServer({
             bus,
             identity: rt.service,
+            apiV2: rt.apiV2,
+            credentials: rt.credentials,
+            audit: rt.audit,
+            serveV2: cfg.API_V2 !== 'off',
             logger: logger.child('admin'),
             socketPath: cfg.ADMIN_SOCKET,
             listen: cfg.ADMIN_LISTEN,
@@ -108,6 +119,10 @@ export async function runService(
           throw new ConfigError([
             'NOISE_PRIVATE_KEY or NOISE_KEY_FILE: every fanout replica must use the same server key',
           ]);
+        if (fcfg.LEGACY_PROTOCOL && !fcfg.LEGACY_PRIVATE_KEY && !fcfg.LEGACY_KEY_FILE)
+          throw new ConfigError([
+            'LEGACY_PRIVATE_KEY or LEGACY_KEY_FILE: with LEGACY_PROTOCOL on, every fanout replica must use the same legacy key',
+          ]);
         const registry = openStreamRegistry(cfg);
         stops.push(() => registry.close());
         const { host, port } = splitListen(cfg.LISTEN_ADDR);
@@ -118,6 +133,7 @@ export async function runService(
             config: fcfg,
             registry,
             serverPrivate: loadNoiseKey(cfg, fcfg, logger),
+            legacyPrivate: loadLegacyKey(cfg, fcfg, logger),
             derpMap: await loadDerpMap(fcfg),
             host,
             port,

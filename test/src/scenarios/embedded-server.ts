@@ -10,6 +10,8 @@ import type { Harness } from '../harness/harness.js';
 export async function withEmbeddedServer<T>(
   h: Harness,
   fn: (srv: RunningServer, controlUrl: string) => Promise<T>,
+  /** Extra server settings (e.g. LEGACY_PROTOCOL). */
+  extraEnv: Record<string, string> = {},
 ): Promise<T> {
   const port = await h.freePort();
   const srv = await serve({
@@ -20,6 +22,7 @@ export async function withEmbeddedServer<T>(
       DERP_MAP_PATH: await h.writeDerpMap(),
       DISABLE_CAPTIVE_PORTAL_DETECTION: 'true',
       LOG_LEVEL: process.env.TEST_LOG ? 'debug' : 'warn',
+      ...extraEnv,
     },
   });
   try {

@@ -31,6 +31,17 @@ export async function readJsonBody(
   what: string,
   maxBytes = MAX_ADMIN_BODY_BYTES,
 ): Promise<unknown> {
+  const body = await readBodyBytes(req, what, maxBytes);
+  if (body === undefined) return undefined;
+  return parseJsonLimited(body, { maxDepth: MAX_ADMIN_JSON_DEPTH, maxBytes, what });
+}
+
+/** Reads the whole body of `req` (at most `maxBytes`); undefined when there is none. */
+export async function readBodyBytes(
+  req: IncomingMessage,
+  what: string,
+  maxBytes = MAX_ADMIN_BODY_BYTES,
+): Promise<Buffer | undefined> {
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > maxBytes)
     throw tooLarge(what, `${declared} bytes`, maxBytes);
@@ -67,7 +78,7 @@ export async function readJsonBody(
     req.on('aborted', onAborted);
   });
   if (size === 0) return undefined;
-  return parseJsonLimited(Buffer.concat(chunks, size), { maxDepth: MAX_ADMIN_JSON_DEPTH, maxBytes, what });
+  return Buffer.concat(chunks, size);
 }
 
 /** Sets `req.body` from the JSON body before the handler's parameters are read. */

@@ -25,11 +25,26 @@ import { z } from 'zod';
 import type { IdentityService } from '../identity.service.js';
 import { IdentityError } from '../identity.errors.js';
 import { JsonBodyInterceptor } from './admin.body.js';
+import type { AuditLog } from '../audit/audit.service.js';
+import {
+  AuditQuery,
+  CreateApiKeyBody,
+  CreateKeyBody,
+  ExpireApiKeyBody,
+  ExpireKeyBody,
+  PolicyBody,
+  RoleBody,
+  RollbackBody,
+  RegisterPendingBody,
+  RoutesBody,
+  TagsBody,
+} from './admin.routes.js';
 
 export const ADMIN_BUS = Symbol('ADMIN_BUS');
 /** Set by the admin server (never taken from the client): who is calling, for audit fields. */
 export const ACTOR_HEADER = 'x-switchboard-actor';
 export const ADMIN_IDENTITY = Symbol('ADMIN_IDENTITY');
+export const ADMIN_AUDIT = Symbol('ADMIN_AUDIT');
 
 const durationRe = /^(\d+)(s|m|h|d)$/;
 export function expiryFrom(expiration: string | undefined, fallbackMs: number): string {
@@ -47,20 +62,13 @@ export function expiryFrom(expiration: string | undefined, fallbackMs: number): 
 
 const idParam = z.coerce.number().int().positive();
 
-const CreateKeyBody = z.object({
-  user: z.union([z.string().min(1), z.number().int().positive()]),
-  reusable: z.boolean().default(false),
-  ephemeral: z.boolean().default(false),
-  tags: z.array(z.string()).default([]),
-  expiration: z.string().optional(),
-});
-
 @Controller('api/v1')
 @UseInterceptors(JsonBodyInterceptor)
 export class AdminController {
   constructor(
     @Inject(ADMIN_BUS) private readonly bus: Bus,
     @Inject(ADMIN_IDENTITY) private readonly ids: IdentityService,
+    @Inject(ADMIN_AUDIT) private readonly audit: AuditLog,
   ) {}
 
   private async resolveUser(ref: string | number): Promise<number> {
@@ -104,11 +112,7 @@ export class AdminController {
   @Post('nodes/register')
   @HttpCode(200)
   async registerPending(@Body() body: unknown): Promise<unknown> {
-    const req = validateMessage(
-      z.object({ user: z.string().min(1), key: keyRegistry.loginId }),
-      body,
-      'POST /api/v1/nodes/register',
-    );
+    const req = validateMessage(RegisterPendingBody, body, 'POST /api/v1/nodes/register');
     const userId = await this.resolveUser(req.user);
     const r = await callRpc(
       this.bus,
@@ -152,11 +156,7 @@ export class AdminController {
   @Post('preauthkeys/expire')
   @HttpCode(200)
   async expireKey(@Body() body: unknown): Promise<unknown> {
-    const req = validateMessage(
-      z.object({ key: z.string().optional(), id: z.number().int().positive().optional() }),
-      body,
-      'POST /api/v1/preauthkeys/expire',
-    );
+    const req = validateMessage(ExpireKeyBody, body, 'POST /api/v1/preauthkeys/expire');
     if (req.key === undefined && req.id === undefined)
       throw new ValidationError('give "key" (its prefix or the whole key) or "id"');
     return callRpc(this.bus, keyRegistry.ExpirePreAuthKey, { id: req.id, prefix: req.key });
@@ -188,7 +188,7 @@ export class AdminController {
   @Post('nodes/:id/tag')
   @HttpCode(200)
   async tagNode(@Param('id') id: string, @Body() body: unknown): Promise<unknown> {
-    const req = validateMessage(z.object({ tags: z.array(z.string()) }), body, 'POST /api/v1/nodes/:id/tag');
+    const req = validateMessage(TagsBody, body, 'POST /api/v1/nodes/:id/tag');
     return callRpc(this.bus, keyRegistry.TagNode, {
       nodeId: validateMessage(idParam, id, 'node id'),
       tags: req.tags,
@@ -199,11 +199,7 @@ export class AdminController {
   @HttpCode(200)
   async approveRoutes(@Param('id') id: string, @Body() body: unknown): Promise<unknown> {
     const nodeId = validateMessage(idParam, id, 'node id');
-    const req = validateMessage(
-      z.object({ routes: z.array(z.string()) }),
-      body,
-      'POST /api/v1/nodes/:id/routes',
-    );
+    const req = validateMessage(RoutesBody, body, 'POST /api/v1/nodes/:id/routes');
     for (const route of req.routes) {
       const problem = routePrefixProblem(route);
       if (problem !== undefined)
@@ -226,7 +222,7 @@ export class AdminController {
 
   @Put('policy')
   async setPolicy(@Body() body: unknown, @Headers(ACTOR_HEADER) actor?: string): Promise<unknown> {
-    const req = validateMessage(z.object({ policy: z.string() }), body, 'PUT /api/v1/policy');
+    const req = validateMessage(PolicyBody, body, 'PUT /api/v1/policy');
     return callRpc(
       this.bus,
       policy.SetPolicy,
@@ -238,7 +234,7 @@ export class AdminController {
   @Post('policy/check')
   @HttpCode(200)
   async checkPolicy(@Body() body: unknown): Promise<unknown> {
-    const req = validateMessage(z.object({ policy: z.string() }), body, 'POST /api/v1/policy/check');
+    const req = validateMessage(PolicyBody, body, 'POST /api/v1/policy/check');
     return callRpc(this.bus, policy.CheckPolicy, { text: req.policy }, { timeoutMs: 60_000 });
   }
 
@@ -254,11 +250,7 @@ export class AdminController {
   @Post('policy/rollback')
   @HttpCode(200)
   async rollbackPolicy(@Body() body: unknown, @Headers(ACTOR_HEADER) actor?: string): Promise<unknown> {
-    const req = validateMessage(
-      z.object({ version: z.number().int().positive() }),
-      body,
-      'POST /api/v1/policy/rollback',
-    );
+    const req = validateMessage(RollbackBody, body, 'POST /api/v1/policy/rollback');
     return callRpc(
       this.bus,
       policy.RollbackPolicy,
@@ -274,18 +266,32 @@ export class AdminController {
 
   @Post('apikeys')
   async createApiKey(@Body() body: unknown): Promise<unknown> {
-    const req = validateMessage(
-      z.object({ expiration: z.string().optional() }),
-      body ?? {},
-      'POST /api/v1/apikeys',
-    );
-    return this.ids.createApiKey(expiryFrom(req.expiration, 90 * 86_400_000));
+    const req = validateMessage(CreateApiKeyBody, body ?? {}, 'POST /api/v1/apikeys');
+    const owner = req.user !== undefined ? await this.resolveUser(req.user) : null;
+    return this.ids.createApiKey(expiryFrom(req.expiration, 90 * 86_400_000), owner);
   }
 
   @Post('apikeys/expire')
   @HttpCode(200)
   async expireApiKey(@Body() body: unknown): Promise<unknown> {
-    const req = validateMessage(z.object({ prefix: z.string().min(1) }), body, 'POST /api/v1/apikeys/expire');
+    const req = validateMessage(ExpireApiKeyBody, body, 'POST /api/v1/apikeys/expire');
     return { record: await this.ids.expireApiKey(req.prefix) };
+  }
+
+  @Post('users/:id/role')
+  @HttpCode(200)
+  async setUserRole(@Param('id') id: string, @Body() body: unknown): Promise<unknown> {
+    const req = validateMessage(RoleBody, body, 'POST /api/v1/users/:id/role');
+    return { user: await this.ids.setUserRole(await this.resolveUser(id), req.role) };
+  }
+
+  @Get('audit')
+  async listAudit(@Query() query: unknown): Promise<unknown> {
+    return { entries: await this.audit.list(validateMessage(AuditQuery, query, 'GET /api/v1/audit')) };
+  }
+
+  @Get('audit/verify')
+  async verifyAudit(): Promise<unknown> {
+    return this.audit.verify();
   }
 }

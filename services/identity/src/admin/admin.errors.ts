@@ -43,6 +43,12 @@ export function statusForCode(code: string): number {
     case 'user_has_nodes':
     case 'conflict':
       return 409;
+    case 'precondition_failed':
+      return 412;
+    case 'method_not_allowed':
+      return 405;
+    case 'not_implemented':
+      return 501;
     case 'unavailable':
     case 'timeout':
       return 503;

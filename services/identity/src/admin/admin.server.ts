@@ -11,7 +11,13 @@ import type { INestApplication } from '@nestjs/common';
 import type { Bus } from '@switchboard/bus';
 import { sourceKey, type Logger } from '@switchboard/common';
 import type { IdentityService } from '../identity.service.js';
-import { ACTOR_HEADER, ADMIN_BUS, ADMIN_IDENTITY, AdminController } from './admin.controller.js';
+import { ACTOR_HEADER, ADMIN_AUDIT, ADMIN_BUS, ADMIN_IDENTITY, AdminController } from './admin.controller.js';
+import type { ApiV2 } from '../api-v2/v2.api.js';
+import { compile } from '../api-v2/v2.router.js';
+import type { Credentials } from '../api-v2/v2.credentials.js';
+import type { AuditLog } from '../audit/audit.service.js';
+import { decideAccess, principalRole, type Principal } from '../roles/roles.js';
+import { V1_ROUTES } from './admin.routes.js';
 import { AdminExceptionFilter } from './admin.errors.js';
 import { AdminMetrics, type AuthFailureReason } from './admin.metrics.js';
 import { listenPrivateSocket } from './admin.socket.js';
@@ -19,13 +25,14 @@ import { AuthFailureLimiter, type AttemptTicket } from './auth-rate-limit.js';
 
 @Module({})
 class AdminModule {
-  static forRoot(bus: Bus, ids: IdentityService): DynamicModule {
+  static forRoot(bus: Bus, ids: IdentityService, audit: AuditLog): DynamicModule {
     return {
       module: AdminModule,
       controllers: [AdminController],
       providers: [
         { provide: ADMIN_BUS, useValue: bus },
         { provide: ADMIN_IDENTITY, useValue: ids },
+        { provide: ADMIN_AUDIT, useValue: audit },
       ],
     };
   }
@@ -34,6 +41,12 @@ class AdminModule {
 export interface AdminServerOptions {
   bus: Bus;
   identity: IdentityService;
+  /** API v2, its credentials and the audit log (IdentityRuntime's). */
+  apiV2: ApiV2;
+  credentials: Credentials;
+  audit: AuditLog;
+  /** Serve /api/v2 on `listen` and the socket too (false when it is served on the client port only). */
+  serveV2?: boolean;
   logger: Logger;
   /** Unix socket path (no credentials); omit to disable. */
   socketPath?: string | undefined;
@@ -65,7 +78,7 @@ export class AdminServer {
   }
 
   async start(): Promise<void> {
-    this.app = await NestFactory.create(AdminModule.forRoot(this.o.bus, this.o.identity), {
+    this.app = await NestFactory.create(AdminModule.forRoot(this.o.bus, this.o.identity, this.o.audit), {
       logger: false,
       bodyParser: false,
     });
@@ -81,7 +94,9 @@ export class AdminServer {
     if (this.o.socketPath) {
       const srv = createServer((req, res) => {
         if (this.serveMetrics(req, res)) return;
+        if (this.o.serveV2 !== false && this.o.apiV2.handle(req, res, { local: true })) return;
         req.headers[ACTOR_HEADER] = 'local-admin';
+        this.auditV1(req, res, LOCAL);
         handler(req, res);
       });
       await listenPrivateSocket(srv, this.o.socketPath);
@@ -91,6 +106,7 @@ export class AdminServer {
       const [host, portText] = splitHostPort(this.o.listen);
       const srv = createServer((req, res) => {
         delete req.headers[ACTOR_HEADER];
+        if (this.o.serveV2 !== false && this.o.apiV2.handle(req, res)) return;
         const source = sourceKey(req.socket.remoteAddress);
         const admission = this.authLimiter.admit(source);
         if (!admission.admitted) {
@@ -98,8 +114,10 @@ export class AdminServer {
           return refuseRateLimited(res, source, admission.retryAfterMs, admission.retryAt, admission.reason);
         }
         this.authenticate(req, res, admission.ticket)
-          .then((ok) => {
-            if (!ok || this.serveMetrics(req, res)) return;
+          .then((principal) => {
+            if (!principal || this.serveMetrics(req, res)) return;
+            if (!this.allowV1(req, res, principal)) return;
+            this.auditV1(req, res, principal);
             handler(req, res);
           })
           .catch((err: unknown) => {
@@ -128,7 +146,7 @@ export class AdminServer {
     req: IncomingMessage,
     res: ServerResponse,
     ticket: AttemptTicket,
-  ): Promise<boolean> {
+  ): Promise<Principal | null> {
     let auth: Awaited<ReturnType<AdminServer['authorize']>>;
     try {
       auth = await this.authorize(req);
@@ -145,12 +163,12 @@ export class AdminServer {
           },
         }),
       );
-      return false;
+      return null;
     }
-    if (auth.actor !== null) {
+    if (auth.principal !== null) {
       ticket.succeeded();
-      req.headers[ACTOR_HEADER] = auth.actor;
-      return true;
+      req.headers[ACTOR_HEADER] = auth.principal.actor;
+      return auth.principal;
     }
     this.authFailed(ticket, auth.reason);
     res.writeHead(401, { 'content-type': 'application/json' });
@@ -163,17 +181,58 @@ export class AdminServer {
         },
       }),
     );
+    return null;
+  }
+
+  /** Who the caller is (an API token acts with its owner's role), or why there is none. */
+  private async authorize(
+    req: IncomingMessage,
+  ): Promise<{ principal: Principal; reason?: never } | { principal: null; reason: AuthFailureReason }> {
+    const h = req.headers.authorization;
+    if (!h?.startsWith('Bearer ')) return { principal: null, reason: 'missing' };
+    const r = await this.o.credentials.authenticate(req.headers);
+    return r.ok ? { principal: r.principal } : { principal: null, reason: 'invalid' };
+  }
+
+  /** The v1 route's access rule, checked by roles.ts (the same decision as API v2); 403 when refused. */
+  private allowV1(req: IncomingMessage, res: ServerResponse, p: Principal): boolean {
+    const route = v1RouteOf(req);
+    if (!route) return true; // unknown path: the controller answers 404
+    const d = decideAccess(p, route.access!);
+    if (d.allowed) return true;
+    if (route.access!.write) void this.recordV1(req, route.operationId, p, `denied: ${d.reason}`);
+    res.writeHead(403, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ error: { code: 'forbidden', message: d.reason } }));
     return false;
   }
 
-  /** The caller's name for audit fields, or why there is none. */
-  private async authorize(
-    req: IncomingMessage,
-  ): Promise<{ actor: string; reason?: never } | { actor: null; reason: AuthFailureReason }> {
-    const h = req.headers.authorization;
-    if (!h?.startsWith('Bearer ')) return { actor: null, reason: 'missing' };
-    const r = await this.o.identity.verifyApiKey(h.slice(7).trim());
-    return r.valid ? { actor: `api-key:${r.id}` } : { actor: null, reason: 'invalid' };
+  /** Audits a v1 write once it is answered (outcome from the status). */
+  private auditV1(req: IncomingMessage, res: ServerResponse, p: Principal): void {
+    const route = v1RouteOf(req);
+    if (!route?.access?.write) return;
+    res.once('finish', () => {
+      const outcome = res.statusCode < 400 ? 'ok' : `failed: HTTP ${res.statusCode}`;
+      void this.recordV1(req, route.operationId, p, outcome);
+    });
+  }
+
+  private async recordV1(req: IncomingMessage, action: string, p: Principal, outcome: string): Promise<void> {
+    try {
+      await this.o.audit.record({
+        tailnetId: p.tailnetId,
+        actor: p.actor,
+        actorRole: principalRole(p),
+        action,
+        target: (req.url ?? '').split('?')[0] ?? '',
+        before: null,
+        after: null,
+        outcome,
+        source: sourceKey(req.socket.remoteAddress) || 'unix-socket',
+        requestId: String(req.headers['x-request-id'] ?? ''),
+      });
+    } catch (err) {
+      this.o.logger.error('could not write the audit entry of an admin request', { err, action, outcome });
+    }
   }
 
   /**
@@ -209,6 +268,14 @@ export class AdminServer {
     for (const s of this.servers) s.closeAllConnections();
     await this.app?.close();
   }
+}
+
+const LOCAL: Principal = { kind: 'role', role: 'owner', actor: 'local-admin', userId: null, tailnetId: 1 };
+const V1_MATCHERS = V1_ROUTES.map((r) => ({ r, ...compile(r.path) }));
+
+function v1RouteOf(req: IncomingMessage): (typeof V1_ROUTES)[number] | undefined {
+  const path = (req.url ?? '').split('?')[0] ?? '';
+  return V1_MATCHERS.find((m) => m.r.method === req.method && m.re.test(path))?.r;
 }
 
 function refuseRateLimited(

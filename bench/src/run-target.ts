@@ -309,7 +309,8 @@ async function firstMapPhase(
     const w0 = process.hrtime.bigint() / 1000n;
     const r = await measureCpu(server.group, () => fleet.firstMap(idx, plan.openTimeoutMs));
     // The window on the `--cpu-prof` clock (BENCH_SWITCHBOARD_NODE_OPTIONS), for cpuprofile-summary --from/--to.
-    if (process.env.BENCH_PROFILE_WINDOWS) log(`  first map ${k}: profile window ${w0}..${process.hrtime.bigint() / 1000n} us`);
+    if (process.env.BENCH_PROFILE_WINDOWS)
+      log(`  first map ${k}: profile window ${w0}..${process.hrtime.bigint() / 1000n} us`);
     await fleet.close(idx);
     times.push(r.value.ms);
     cpus.push(r.cpuMs);

@@ -35,6 +35,7 @@ import {
   PolicyBody,
   RoleBody,
   RollbackBody,
+  RegisterPendingBody,
   RoutesBody,
   TagsBody,
 } from './admin.routes.js';
@@ -111,11 +112,7 @@ export class AdminController {
   @Post('nodes/register')
   @HttpCode(200)
   async registerPending(@Body() body: unknown): Promise<unknown> {
-    const req = validateMessage(
-      z.object({ user: z.string().min(1), key: keyRegistry.loginId }),
-      body,
-      'POST /api/v1/nodes/register',
-    );
+    const req = validateMessage(RegisterPendingBody, body, 'POST /api/v1/nodes/register');
     const userId = await this.resolveUser(req.user);
     const r = await callRpc(
       this.bus,

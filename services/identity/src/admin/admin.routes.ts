@@ -29,6 +29,7 @@ export const CreateApiKeyBody = z.object({
   /** Owner (name or id): the token acts with its role. None = acts as owner. */
   user: z.union([z.string().min(1), z.number().int().positive()]).optional(),
 });
+export const RegisterPendingBody = z.object({ user: z.string().min(1), key: keyRegistry.loginId });
 export const ExpireApiKeyBody = z.object({ prefix: z.string().min(1) });
 export const AuditQuery = z.object({
   actor: z.string().optional(),
@@ -75,6 +76,17 @@ export const V1_ROUTES: readonly DocumentedRoute[] = [
     examples: { body: { name: 'alice', email: 'alice@example.com' } },
   }),
   r('DELETE', '/users/{id}', 'deleteUser', 'Delete a user (by id or name)', usersW, { params: id }),
+  r(
+    'POST',
+    '/users/{id}/disable',
+    'disableUser',
+    'Disable a user (no login; their nodes lose every peer)',
+    usersW,
+    {
+      params: id,
+    },
+  ),
+  r('POST', '/users/{id}/enable', 'enableUser', 'Enable a disabled user', usersW, { params: id }),
   r('GET', '/preauthkeys', 'listPreAuthKeys', 'List pre-auth keys', keys, {
     query: z.object({ user: z.string().optional() }),
   }),
@@ -89,6 +101,10 @@ export const V1_ROUTES: readonly DocumentedRoute[] = [
   r('GET', '/nodes', 'listNodes', 'List nodes', dev, {
     query: z.object({ user: z.string().optional() }),
     response: keyRegistry.ListNodes.response,
+  }),
+  r('POST', '/nodes/register', 'registerPendingLogin', 'Approve a pending browser login for a user', devW, {
+    body: RegisterPendingBody,
+    examples: { body: { user: 'alice', key: 'AbCdEfGhIjKlMnOpQrStUvWx' } },
   }),
   r('DELETE', '/nodes/{id}', 'deleteNode', 'Delete a node', devW, { params: id }),
   r('POST', '/nodes/{id}/expire', 'expireNode', 'Expire a node key', devW, { params: id }),

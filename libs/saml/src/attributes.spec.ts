@@ -5,13 +5,26 @@ import { samlConfigProblems, samlProviderConfigSchema, samlSettings } from './co
 import { parseIdpMetadata, ssoUrlFor } from './idp-metadata.js';
 
 const defaults = samlSettings(
-  samlProviderConfigSchema.parse({ id: 'okta', type: 'saml', displayName: 'Okta', idpMetadataFile: '/x.xml' }),
+  samlProviderConfigSchema.parse({
+    id: 'okta',
+    type: 'saml',
+    displayName: 'Okta',
+    idpMetadataFile: '/x.xml',
+  }),
 ).attributes;
 const a = (name: string, ...values: string[]) => ({ name, friendlyName: null, values });
 
 test('Okta-style attribute statements map by default', () => {
-  const m = mapAttributes([a('email', 'alice@example.com'), a('displayName', 'Alice'), a('groups', 'eng', 'eng', 'ops')], defaults);
-  assert.deepEqual(m, { email: 'alice@example.com', displayName: 'Alice', groups: ['eng', 'ops'], groupsOverage: false });
+  const m = mapAttributes(
+    [a('email', 'alice@example.com'), a('displayName', 'Alice'), a('groups', 'eng', 'eng', 'ops')],
+    defaults,
+  );
+  assert.deepEqual(m, {
+    email: 'alice@example.com',
+    displayName: 'Alice',
+    groups: ['eng', 'ops'],
+    groupsOverage: false,
+  });
 });
 
 test('Entra ID claim URIs map by default; first and last name make a display name; overage is flagged', () => {
@@ -20,7 +33,10 @@ test('Entra ID claim URIs map by default; first and last name make a display nam
       a('http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress', 'bob@example.com'),
       a('http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname', 'Bob'),
       a('http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname', 'Jones'),
-      a('http://schemas.microsoft.com/ws/2008/06/identity/claims/groups', '07dd8a60-bf6d-4e17-8844-230b77145381'),
+      a(
+        'http://schemas.microsoft.com/ws/2008/06/identity/claims/groups',
+        '07dd8a60-bf6d-4e17-8844-230b77145381',
+      ),
       a('http://schemas.microsoft.com/claims/groups.link', 'https://graph.microsoft.com/x'),
     ],
     defaults,
@@ -32,20 +48,36 @@ test('Entra ID claim URIs map by default; first and last name make a display nam
 });
 
 test('a configured mapping matches FriendlyName too', () => {
-  const m = mapAttributes([{ name: 'urn:oid:1.3.6.1.4.1.5923.1.1.1.1', friendlyName: 'eduPersonAffiliation', values: ['staff'] }], {
-    ...defaults,
-    groups: ['eduPersonAffiliation'],
-  });
+  const m = mapAttributes(
+    [{ name: 'urn:oid:1.3.6.1.4.1.5923.1.1.1.1', friendlyName: 'eduPersonAffiliation', values: ['staff'] }],
+    {
+      ...defaults,
+      groups: ['eduPersonAffiliation'],
+    },
+  );
   assert.deepEqual(m.groups, ['staff']);
 });
 
 test('config problems name every bad field', () => {
-  const p = samlConfigProblems({ id: 'Bad Id', type: 'saml', displayName: '', clockSkewSeconds: -1 }, 'providers.0');
+  const p = samlConfigProblems(
+    { id: 'Bad Id', type: 'saml', displayName: '', clockSkewSeconds: -1 },
+    'providers.0',
+  );
   assert.ok(p.some((x) => x.includes('id:')));
   assert.ok(p.some((x) => x.includes('displayName')));
   assert.ok(p.some((x) => x.includes('clockSkewSeconds')));
   assert.ok(p.some((x) => x.includes('exactly one of idpMetadataFile or idpMetadataUrl')));
-  assert.equal(samlSettings(samlProviderConfigSchema.parse({ id: 'e', type: 'saml', displayName: 'E', idpMetadataUrl: 'https://x/m' })).clockSkewMs, 90_000);
+  assert.equal(
+    samlSettings(
+      samlProviderConfigSchema.parse({
+        id: 'e',
+        type: 'saml',
+        displayName: 'E',
+        idpMetadataUrl: 'https://x/m',
+      }),
+    ).clockSkewMs,
+    90_000,
+  );
 });
 
 test('IdP metadata: entity ID, endpoints and signing certificates', () => {

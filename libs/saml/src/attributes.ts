@@ -58,10 +58,7 @@ function find(attrs: readonly SamlAttribute[], candidates: readonly string[]): s
   return null;
 }
 
-export function mapAttributes(
-  attrs: readonly SamlAttribute[],
-  mapping: AttributeMapping,
-): MappedAttributes {
+export function mapAttributes(attrs: readonly SamlAttribute[], mapping: AttributeMapping): MappedAttributes {
   const out: MappedAttributes = { groups: [], groupsOverage: false };
   const email = find(attrs, mapping.email)?.[0];
   if (email) out.email = email;

@@ -43,7 +43,7 @@ const exp: SamlExpectations = {
   mfaAuthnContexts: ['urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorContract'],
   nowMs: NOW,
 };
-const env: ResponseEnvelope = { destination: ACS, inResponseTo: "_req1" };
+const env: ResponseEnvelope = { destination: ACS, inResponseTo: '_req1' };
 
 function code(x: string, e: Partial<SamlExpectations> = {}, en = env): string {
   const r = checkAssertion(assertionFacts(x), en, { ...exp, ...e });
@@ -63,21 +63,30 @@ test('each check refuses with its own code', () => {
   assert.equal(code(xml({ issuer: 'https://evil' })), 'saml_issuer_mismatch');
   assert.equal(code(xml(), {}, { ...env, destination: 'https://other/acs' }), 'saml_destination_mismatch');
   assert.equal(code(xml({ recipient: 'https://other/acs' })), 'saml_recipient_mismatch');
-  assert.equal(code(xml({ method: 'urn:oasis:names:tc:SAML:2.0:cm:holder-of-key' })), 'saml_subject_confirmation_missing');
+  assert.equal(
+    code(xml({ method: 'urn:oasis:names:tc:SAML:2.0:cm:holder-of-key' })),
+    'saml_subject_confirmation_missing',
+  );
   assert.equal(code(xml({ audience: 'https://other' })), 'saml_audience_mismatch');
   assert.equal(code(xml({ notOnOrAfter: '2026-12-03T11:58:59Z' })), 'saml_assertion_expired');
   assert.equal(code(xml({ scNotOnOrAfter: '2026-12-03T11:58:00Z' })), 'saml_assertion_expired');
   assert.equal(code(xml({ notBefore: '2026-12-03T12:01:01Z' })), 'saml_assertion_not_yet_valid');
   assert.equal(code(xml(), {}, { ...env, inResponseTo: '_other' }), 'saml_in_response_to_mismatch');
   assert.equal(code(xml({ irt: '' }), {}, { ...env, inResponseTo: null }), 'saml_idp_initiated_refused');
-  assert.equal(code(xml({ format: 'urn:oasis:names:tc:SAML:2.0:nameid-format:transient' })), 'saml_nameid_transient');
+  assert.equal(
+    code(xml({ format: 'urn:oasis:names:tc:SAML:2.0:nameid-format:transient' })),
+    'saml_nameid_transient',
+  );
   assert.equal(code(xml(), { requireMfa: true }), 'saml_mfa_required');
 });
 
 test('the clock skew is honoured on both sides', () => {
   assert.equal(code(xml({ notOnOrAfter: '2026-12-03T11:59:30Z' })), 'ok');
   assert.equal(code(xml({ notBefore: '2026-12-03T12:00:50Z' })), 'ok');
-  assert.equal(code(xml({ notOnOrAfter: '2026-12-03T11:59:30Z' }), { clockSkewMs: 0 }), 'saml_assertion_expired');
+  assert.equal(
+    code(xml({ notOnOrAfter: '2026-12-03T11:59:30Z' }), { clockSkewMs: 0 }),
+    'saml_assertion_expired',
+  );
 });
 
 test('IdP-initiated passes only when enabled; MFA from an accepted class', () => {

@@ -106,7 +106,11 @@ export function checkAssertion(
     );
   const bearers = f.subjectConfirmations.filter((s) => s.method === BEARER);
   if (bearers.length === 0)
-    return problem('saml_subject_confirmation_missing', 'the assertion has no bearer SubjectConfirmation', ADMIN);
+    return problem(
+      'saml_subject_confirmation_missing',
+      'the assertion has no bearer SubjectConfirmation',
+      ADMIN,
+    );
   const mine = bearers.filter((s) => s.recipient === e.acsUrl);
   if (mine.length === 0)
     return problem(
@@ -116,7 +120,11 @@ export function checkAssertion(
     );
   const sc = mine[0]!;
   if (sc.notOnOrAfter === null)
-    return problem('saml_subject_confirmation_missing', 'the bearer SubjectConfirmationData has no NotOnOrAfter', ADMIN);
+    return problem(
+      'saml_subject_confirmation_missing',
+      'the bearer SubjectConfirmationData has no NotOnOrAfter',
+      ADMIN,
+    );
   const scTime = timeProblem('subject confirmation', sc.notBefore, sc.notOnOrAfter, e);
   if (scTime) return scTime;
   if (f.conditions) {

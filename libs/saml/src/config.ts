@@ -11,9 +11,7 @@ const names = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
 
 export const samlProviderConfigSchema = z
   .object({
-    id: z
-      .string()
-      .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'lower-case letters, digits, "-" or "_" (max 63)'),
+    id: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'lower-case letters, digits, "-" or "_" (max 63)'),
     type: z.literal('saml'),
     displayName: z.string().min(1),
     groupsPrefix: z.string().optional(),
@@ -25,7 +23,10 @@ export const samlProviderConfigSchema = z
     idpMetadataFile: z.string().min(1).optional(),
     idpMetadataUrl: z.string().url().optional(),
     spEntityId: z.string().min(1).optional(),
-    signing: z.object({ certFile: z.string().min(1), keyFile: z.string().min(1) }).strict().optional(),
+    signing: z
+      .object({ certFile: z.string().min(1), keyFile: z.string().min(1) })
+      .strict()
+      .optional(),
     attributes: z
       .object({ email: names.optional(), displayName: names.optional(), groups: names.optional() })
       .strict()

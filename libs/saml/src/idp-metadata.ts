@@ -40,13 +40,22 @@ export function parseIdpMetadata(xml: string): IdpMetadata {
     .flatMap((k) => {
       const ki = child(k, NS.dsig, 'KeyInfo');
       const xd = ki ? child(ki, NS.dsig, 'X509Data') : null;
-      return xd ? children(xd, NS.dsig, 'X509Certificate').map((c) => (text(c) ?? '').replace(/\s+/g, '')) : [];
+      return xd
+        ? children(xd, NS.dsig, 'X509Certificate').map((c) => (text(c) ?? '').replace(/\s+/g, ''))
+        : [];
     })
     .filter((c) => c.length > 0);
   if (signingCerts.length === 0) throw new SamlXmlError('the IdP metadata has no signing certificate');
   if (!ssoUrls.some((s) => s.binding === BINDING_REDIRECT || s.binding === BINDING_POST))
-    throw new SamlXmlError('the IdP metadata has no SingleSignOnService with the HTTP-Redirect or HTTP-POST binding');
-  return { entityId, ssoUrls, signingCerts, wantAuthnRequestsSigned: attr(d, 'WantAuthnRequestsSigned') === 'true' };
+    throw new SamlXmlError(
+      'the IdP metadata has no SingleSignOnService with the HTTP-Redirect or HTTP-POST binding',
+    );
+  return {
+    entityId,
+    ssoUrls,
+    signingCerts,
+    wantAuthnRequestsSigned: attr(d, 'WantAuthnRequestsSigned') === 'true',
+  };
 }
 
 export function ssoUrlFor(m: IdpMetadata, binding: 'HTTP-Redirect' | 'HTTP-POST'): string {

@@ -24,8 +24,9 @@ export function parseXml(xml: string, what: string): Element {
     },
   }).parseFromString(xml, 'text/xml');
   const root = doc.documentElement;
-  if (errors.length > 0 || !root) throw new SamlXmlError(`${what} is not well-formed XML: ${errors[0] ?? 'empty'}`);
-  return root as unknown as Element;
+  if (errors.length > 0 || !root)
+    throw new SamlXmlError(`${what} is not well-formed XML: ${errors[0] ?? 'empty'}`);
+  return root;
 }
 
 /** Direct element children of `el` in namespace `ns` with local name `local`. */

@@ -10,3 +10,4 @@ export { AuditLog } from './audit/audit.service.js';
 export { decideAccess, type Principal, type RouteAccess } from './roles/roles.js';
 export { registerSamlFactory, type SamlFactory, type LoginOptions } from './login/login.runtime.js';
 export { LoginRefused, type LoginProvider, type VerifiedIdentity } from './login/provider.js';
+export { createSamlProvider, SamlProvider } from './login/saml/index.js';

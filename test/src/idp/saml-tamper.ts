@@ -14,15 +14,17 @@ export const decode = (b64: string): string => Buffer.from(b64, 'base64').toStri
 export const encode = (xml: string): string => Buffer.from(xml, 'utf8').toString('base64');
 
 export function parse(xml: string): Document {
-  return new DOMParser().parseFromString(xml, 'text/xml') as unknown as Document;
+  return new DOMParser().parseFromString(xml, 'text/xml');
 }
 export function serialize(doc: Document | Node): string {
-  return new XMLSerializer().serializeToString(doc as never);
+  return new XMLSerializer().serializeToString(doc);
 }
 
 /** A fresh RSA key nobody trusts. */
 export function strangerKey(): string {
-  return generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  return generateKeyPairSync('rsa', { modulusLength: 2048 })
+    .privateKey.export({ type: 'pkcs8', format: 'pem' })
+    .toString();
 }
 
 /** Removes every ds:Signature element. */
@@ -34,7 +36,11 @@ export function stripSignatures(xml: string): string {
 }
 
 /** Applies `edit` to the (signature-free) response, then signs its Assertion with `keyPem`. */
-export function resignAssertion(xml: string, keyPem: string, edit: (doc: Document) => void = () => undefined): string {
+export function resignAssertion(
+  xml: string,
+  keyPem: string,
+  edit: (doc: Document) => void = () => undefined,
+): string {
   const doc = parse(stripSignatures(xml));
   edit(doc);
   const sig = new SignedXml({
@@ -44,11 +50,17 @@ export function resignAssertion(xml: string, keyPem: string, edit: (doc: Documen
   });
   sig.addReference({
     xpath: "/*[local-name(.)='Response']/*[local-name(.)='Assertion']",
-    transforms: ['http://www.w3.org/2000/09/xmldsig#enveloped-signature', 'http://www.w3.org/2001/10/xml-exc-c14n#'],
+    transforms: [
+      'http://www.w3.org/2000/09/xmldsig#enveloped-signature',
+      'http://www.w3.org/2001/10/xml-exc-c14n#',
+    ],
     digestAlgorithm: 'http://www.w3.org/2001/04/xmlenc#sha256',
   });
   sig.computeSignature(serialize(doc), {
-    location: { reference: "/*[local-name(.)='Response']/*[local-name(.)='Assertion']/*[local-name(.)='Issuer']", action: 'after' },
+    location: {
+      reference: "/*[local-name(.)='Response']/*[local-name(.)='Assertion']/*[local-name(.)='Issuer']",
+      action: 'after',
+    },
   });
   return sig.getSignedXml();
 }
@@ -76,7 +88,9 @@ function evilCopy(doc: Document, original: Element): Element {
   nameId.textContent = 'u-mallory';
   const v = doc.createElementNS(SAML, 'saml:AttributeValue');
   v.textContent = 'admins';
-  const groups = Array.from(evil.getElementsByTagNameNS(SAML, 'Attribute')).find((a) => a.getAttribute('Name') === 'groups');
+  const groups = Array.from(evil.getElementsByTagNameNS(SAML, 'Attribute')).find(
+    (a) => a.getAttribute('Name') === 'groups',
+  );
   groups?.appendChild(v);
   return evil;
 }
@@ -94,16 +108,16 @@ export type WrapVariant = 'evil-first-sibling' | 'original-in-extensions' | 'ori
  */
 export function wrap(xml: string, variant: WrapVariant): string {
   const doc = parse(xml);
-  const response = doc.documentElement!;
+  const response = doc.documentElement;
   const respSig = Array.from(response.childNodes).find(
     (n) => n.nodeType === 1 && (n as Element).localName === 'Signature',
   );
   if (respSig) response.removeChild(respSig);
   const original = assertionOf(doc);
   const evil = evilCopy(doc, original);
-  const sig = Array.from(original.childNodes).find((n) => n.nodeType === 1 && (n as Element).localName === 'Signature') as
-    | Element
-    | undefined;
+  const sig = Array.from(original.childNodes).find(
+    (n) => n.nodeType === 1 && (n as Element).localName === 'Signature',
+  ) as Element | undefined;
   if (!sig) throw new Error('the genuine assertion is not signed');
   if (variant === 'evil-first-sibling') {
     response.insertBefore(evil, original);

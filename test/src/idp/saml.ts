@@ -35,7 +35,11 @@ export interface SamlIdp {
   certPem: string;
   registerSp(id: string, spMetadataXml: string): Promise<void>;
   /** Follows an SP-initiated redirect URL, signs in, returns the form the IdP posts to the ACS. */
-  signIn(authUrl: string, user: string, password: string): Promise<{ action: string; SAMLResponse: string; RelayState: string }>;
+  signIn(
+    authUrl: string,
+    user: string,
+    password: string,
+  ): Promise<{ action: string; SAMLResponse: string; RelayState: string }>;
   stop(): Promise<void>;
 }
 
@@ -67,10 +71,17 @@ export async function startSamlIdp(opts: {
 }): Promise<SamlIdp> {
   const bin = samlIdpBinary();
   const dir = mkdtempSync(join(tmpdir(), 'sb-saml-idp-'));
-  writeFileSync(join(dir, 'config.json'), JSON.stringify({ profile: opts.profile ?? 'okta', users: opts.users }));
-  const child: ChildProcess = spawn(bin, ['--listen', '127.0.0.1:0', '--state-dir', dir, '--config', join(dir, 'config.json')], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  writeFileSync(
+    join(dir, 'config.json'),
+    JSON.stringify({ profile: opts.profile ?? 'okta', users: opts.users }),
+  );
+  const child: ChildProcess = spawn(
+    bin,
+    ['--listen', '127.0.0.1:0', '--state-dir', dir, '--config', join(dir, 'config.json')],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-4000)));
   const first = await new Promise<string>((resolve, reject) => {
@@ -89,7 +100,8 @@ export async function startSamlIdp(opts: {
     certPem: readFileSync(join(dir, 'idp-cert.pem'), 'utf8'),
     async registerSp(id, xml) {
       const r = await fetch(`${url}/services/${encodeURIComponent(id)}`, { method: 'PUT', body: xml });
-      if (r.status !== 204) throw new Error(`saml-idp refused the SP metadata: ${r.status} ${await r.text()}`);
+      if (r.status !== 204)
+        throw new Error(`saml-idp refused the SP metadata: ${r.status} ${await r.text()}`);
     },
     async signIn(authUrl, user, password) {
       const page = await (await fetch(authUrl)).text();
@@ -102,13 +114,21 @@ export async function startSamlIdp(opts: {
       // samlidp's /login answers with the new session (cookie); /sso then issues the response
       const login = await fetch(`${url}/login`, { method: 'POST', body });
       const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
-      if (!cookie.startsWith('session=')) throw new Error(`the IdP refused the login of ${user}: ${await login.text()}`);
-      const sso = new URLSearchParams({ SAMLRequest: body.get('SAMLRequest')!, RelayState: body.get('RelayState')! });
+      if (!cookie.startsWith('session='))
+        throw new Error(`the IdP refused the login of ${user}: ${await login.text()}`);
+      const sso = new URLSearchParams({
+        SAMLRequest: body.get('SAMLRequest')!,
+        RelayState: body.get('RelayState')!,
+      });
       const res = await fetch(`${url}/sso`, { method: 'POST', body: sso, headers: { cookie } });
       const html = await res.text();
       const action = /<form[^>]*action="([^"]*)"/.exec(html)?.[1];
       if (!action) throw new Error(`the IdP did not answer with a POST-binding form: ${html.slice(0, 300)}`);
-      return { action: unescapeHtml(action), SAMLResponse: formField(html, 'SAMLResponse'), RelayState: formField(html, 'RelayState') };
+      return {
+        action: unescapeHtml(action),
+        SAMLResponse: formField(html, 'SAMLResponse'),
+        RelayState: formField(html, 'RelayState'),
+      };
     },
     async stop() {
       if (child.exitCode === null) {

@@ -13,11 +13,25 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inflateRawSync } from 'node:zlib';
 import { migrate, openDb, type Db } from '@switchboard/db';
-import { IDENTITY_MIGRATIONS } from '@switchboard/identity';
-import { createSamlProvider, LoginRefused, type SamlProvider } from '@switchboard/identity/login/saml';
+
+import {
+  IDENTITY_MIGRATIONS,
+  createSamlProvider,
+  LoginRefused,
+  type SamlProvider,
+} from '@switchboard/identity';
 import { capturingLogger, scratchDatabase, type LogLine, type ScratchDatabase } from '@switchboard/testing';
 import { startSamlIdp, type SamlIdp } from '../../src/idp/saml.js';
-import { resignAssertion, setAll, strangerKey, stripSignatures, wrap, decode, encode, type WrapVariant } from '../../src/idp/saml-tamper.js';
+import {
+  resignAssertion,
+  setAll,
+  strangerKey,
+  stripSignatures,
+  wrap,
+  decode,
+  encode,
+  type WrapVariant,
+} from '../../src/idp/saml-tamper.js';
 
 const MFA = 'urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorContract';
 const PUBLIC = 'http://127.0.0.1:9';
@@ -35,7 +49,14 @@ for (const backend of ['postgres', 'pglite'] as const) {
 
     const make = (id: string, extra: Record<string, unknown> = {}): SamlProvider =>
       createSamlProvider(
-        { id, type: 'saml', displayName: `Corp ${id}`, idpMetadataFile: metadataFile, clockSkewSeconds: 30, ...extra },
+        {
+          id,
+          type: 'saml',
+          displayName: `Corp ${id}`,
+          idpMetadataFile: metadataFile,
+          clockSkewSeconds: 30,
+          ...extra,
+        },
         { db, publicUrl: PUBLIC, logger },
       );
 
@@ -45,8 +66,23 @@ for (const backend of ['postgres', 'pglite'] as const) {
       await migrate(db, { schema: 'identity', dir: IDENTITY_MIGRATIONS, logger });
       idp = await startSamlIdp({
         users: [
-          { name: 'alice', password: 'pw-alice', email: 'alice@corp.example', displayName: 'Alice Example', groups: ['eng', 'idp-only-vpn'], subject: 'u-alice' },
-          { name: 'carol', password: 'pw-carol', email: 'carol@corp.example', displayName: 'Carol MFA', groups: ['ops'], subject: 'u-carol', authnContext: MFA },
+          {
+            name: 'alice',
+            password: 'pw-alice',
+            email: 'alice@corp.example',
+            displayName: 'Alice Example',
+            groups: ['eng', 'idp-only-vpn'],
+            subject: 'u-alice',
+          },
+          {
+            name: 'carol',
+            password: 'pw-carol',
+            email: 'carol@corp.example',
+            displayName: 'Carol MFA',
+            groups: ['ops'],
+            subject: 'u-carol',
+            authnContext: MFA,
+          },
         ],
       });
       metadataFile = join(mkdtempSync(join(tmpdir(), 'sb-saml-md-')), 'idp.xml');
@@ -74,7 +110,9 @@ for (const backend of ['postgres', 'pglite'] as const) {
     const complete = (p: SamlProvider, b64: string, relay = '') =>
       p.complete({ method: 'POST', url: new URL(p.acsUrl), form: { SAMLResponse: b64, RelayState: relay } });
     async function seen(): Promise<number> {
-      const { rows } = await db.query<{ n: string }>('SELECT count(*)::text AS n FROM identity.saml_assertions_seen');
+      const { rows } = await db.query<{ n: string }>(
+        'SELECT count(*)::text AS n FROM identity.saml_assertions_seen',
+      );
       return Number(rows[0]!.n);
     }
     async function refused(p: Promise<unknown>, code: string): Promise<LoginRefused> {
@@ -104,7 +142,9 @@ for (const backend of ['postgres', 'pglite'] as const) {
         groups: ['eng', 'idp-only-vpn'],
         mfa: false,
       });
-      const { rows } = await db.query('SELECT 1 FROM identity.saml_requests WHERE login_id = $1', [g.loginId]);
+      const { rows } = await db.query('SELECT 1 FROM identity.saml_requests WHERE login_id = $1', [
+        g.loginId,
+      ]);
       assert.equal(rows.length, 0, 'the request ID is consumed');
     });
 
@@ -127,12 +167,17 @@ for (const backend of ['postgres', 'pglite'] as const) {
     test('a response re-signed by another key is refused', async () => {
       const g = await genuine(corp);
       const forged = resignAssertion(g.xml, strangerKey(), (d) => {
-        d.getElementsByTagNameNS('urn:oasis:names:tc:SAML:2.0:assertion', 'NameID')[0]!.textContent = 'u-mallory';
+        d.getElementsByTagNameNS('urn:oasis:names:tc:SAML:2.0:assertion', 'NameID')[0]!.textContent =
+          'u-mallory';
       });
       await refused(complete(corp, encode(forged)), 'saml_signature_invalid');
     });
 
-    for (const v of ['evil-first-sibling', 'original-in-extensions', 'original-in-evil-advice'] as WrapVariant[]) {
+    for (const v of [
+      'evil-first-sibling',
+      'original-in-extensions',
+      'original-in-evil-advice',
+    ] as WrapVariant[]) {
       test(`XML signature wrapping (${v}) is refused`, async () => {
         const g = await genuine(corp);
         const n = await seen();
@@ -154,20 +199,25 @@ for (const backend of ['postgres', 'pglite'] as const) {
     test('wrong audience is refused', async () => {
       const g = await genuine(corp);
       const x = resignAssertion(g.xml, idp.keyPem, (d) => {
-        d.getElementsByTagNameNS('urn:oasis:names:tc:SAML:2.0:assertion', 'Audience')[0]!.textContent = 'https://other.example/sp';
+        d.getElementsByTagNameNS('urn:oasis:names:tc:SAML:2.0:assertion', 'Audience')[0]!.textContent =
+          'https://other.example/sp';
       });
       await refused(complete(corp, encode(x)), 'saml_audience_mismatch');
     });
 
     test('wrong recipient is refused', async () => {
       const g = await genuine(corp);
-      const x = resignAssertion(g.xml, idp.keyPem, (d) => setAll(d, 'SubjectConfirmationData', 'Recipient', 'https://other.example/acs'));
+      const x = resignAssertion(g.xml, idp.keyPem, (d) =>
+        setAll(d, 'SubjectConfirmationData', 'Recipient', 'https://other.example/acs'),
+      );
       await refused(complete(corp, encode(x)), 'saml_recipient_mismatch');
     });
 
     test('wrong destination is refused', async () => {
       const g = await genuine(corp);
-      const x = resignAssertion(g.xml, idp.keyPem, (d) => d.documentElement!.setAttribute('Destination', 'https://other.example/acs'));
+      const x = resignAssertion(g.xml, idp.keyPem, (d) =>
+        d.documentElement.setAttribute('Destination', 'https://other.example/acs'),
+      );
       await refused(complete(corp, encode(x)), 'saml_destination_mismatch');
     });
 
@@ -187,12 +237,16 @@ for (const backend of ['postgres', 'pglite'] as const) {
       const g = await genuine(corp);
       const x = resignAssertion(g.xml, idp.keyPem, (d) => {
         setAll(d, 'SubjectConfirmationData', 'InResponseTo', '_never-issued');
-        d.documentElement!.setAttribute('InResponseTo', '_never-issued');
+        d.documentElement.setAttribute('InResponseTo', '_never-issued');
       });
       await refused(complete(corp, encode(x)), 'saml_request_unknown');
       // genuine: the IdP answers the same AuthnRequest twice; the second answer finds it consumed
       const first = await genuine(corp);
-      const again = await idp.signIn(first.step.kind === 'redirect' ? first.step.url : '', 'alice', 'pw-alice');
+      const again = await idp.signIn(
+        first.step.kind === 'redirect' ? first.step.url : '',
+        'alice',
+        'pw-alice',
+      );
       await complete(corp, first.b64);
       await refused(complete(corp, again.SAMLResponse), 'saml_request_unknown');
     });
@@ -201,7 +255,7 @@ for (const backend of ['postgres', 'pglite'] as const) {
       const g = await genuine(corp);
       const x = resignAssertion(g.xml, idp.keyPem, (d) => {
         setAll(d, 'SubjectConfirmationData', 'InResponseTo', null);
-        d.documentElement!.removeAttribute('InResponseTo');
+        d.documentElement.removeAttribute('InResponseTo');
       });
       await refused(complete(corp, encode(x)), 'saml_idp_initiated_refused');
     });
@@ -209,7 +263,9 @@ for (const backend of ['postgres', 'pglite'] as const) {
     test('MFA: RequestedAuthnContext is sent; a password-only sign-in is refused, an MFA one passes', async () => {
       const g = await genuine(corpMfa);
       const url = new URL(g.step.kind === 'redirect' ? g.step.url : '');
-      const request = inflateRawSync(Buffer.from(url.searchParams.get('SAMLRequest')!, 'base64')).toString('utf8');
+      const request = inflateRawSync(Buffer.from(url.searchParams.get('SAMLRequest')!, 'base64')).toString(
+        'utf8',
+      );
       assert.match(request, /RequestedAuthnContext/);
       assert.match(request, new RegExp(MFA));
       await refused(complete(corpMfa, g.b64), 'saml_mfa_required');
@@ -220,7 +276,10 @@ for (const backend of ['postgres', 'pglite'] as const) {
       // without requireMfa no RequestedAuthnContext is sent
       const plain = await genuine(corp);
       const plainReq = inflateRawSync(
-        Buffer.from(new URL(plain.step.kind === 'redirect' ? plain.step.url : '').searchParams.get('SAMLRequest')!, 'base64'),
+        Buffer.from(
+          new URL(plain.step.kind === 'redirect' ? plain.step.url : '').searchParams.get('SAMLRequest')!,
+          'base64',
+        ),
       ).toString('utf8');
       assert.doesNotMatch(plainReq, /RequestedAuthnContext/);
     });

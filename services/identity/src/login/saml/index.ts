@@ -14,7 +14,9 @@ export function createSamlProvider(entry: unknown, deps: SamlProviderDeps): Saml
   const r = samlProviderConfigSchema.safeParse(entry);
   const id = typeof (entry as { id?: unknown })?.id === 'string' ? (entry as { id: string }).id : '?';
   if (!r.success)
-    throw new ConfigError(r.error.issues.map((i) => `SAML provider ${id}: ${i.path.join('.') || '(entry)'}: ${i.message}`));
+    throw new ConfigError(
+      r.error.issues.map((i) => `SAML provider ${id}: ${i.path.join('.') || '(entry)'}: ${i.message}`),
+    );
   try {
     const files = readSamlFiles(r.data);
     return new SamlProvider(r.data, deps, files.signing, files.idpMetadataXml);

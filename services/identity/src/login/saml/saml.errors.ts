@@ -10,7 +10,11 @@ const ADMIN = 'ask the IdP administrator to check the Switchboard application an
 export function refusalFromNodeSaml(err: unknown): LoginRefused {
   const msg = err instanceof Error ? err.message : String(err);
   if (err instanceof SamlStatusError)
-    return new LoginRefused('saml_idp_error', `the IdP refused the sign-in: ${msg}`, 'sign in again, or ask the IdP administrator why it refused');
+    return new LoginRefused(
+      'saml_idp_error',
+      `the IdP refused the sign-in: ${msg}`,
+      'sign in again, or ask the IdP administrator why it refused',
+    );
   if (/signature|signed data|multiple assertions|transforms|ref URI/i.test(msg))
     return new LoginRefused(
       'saml_signature_invalid',
@@ -18,7 +22,11 @@ export function refusalFromNodeSaml(err: unknown): LoginRefused {
       `${ADMIN}; the response or its assertion must be signed with the certificate in the IdP metadata`,
     );
   if (/audience/i.test(msg))
-    return new LoginRefused('saml_audience_mismatch', `the assertion is meant for another service (${msg})`, ADMIN);
+    return new LoginRefused(
+      'saml_audience_mismatch',
+      `the assertion is meant for another service (${msg})`,
+      ADMIN,
+    );
   if (/expired|too old/i.test(msg))
     return new LoginRefused(
       'saml_assertion_expired',
@@ -32,6 +40,10 @@ export function refusalFromNodeSaml(err: unknown): LoginRefused {
       'check that the clocks of the IdP and of Switchboard are synchronised (NTP), then sign in again',
     );
   if (/subject confirmation/i.test(msg))
-    return new LoginRefused('saml_subject_confirmation_missing', `the assertion cannot be confirmed (${msg})`, ADMIN);
+    return new LoginRefused(
+      'saml_subject_confirmation_missing',
+      `the assertion cannot be confirmed (${msg})`,
+      ADMIN,
+    );
   return new LoginRefused('saml_response_invalid', `the SAML response cannot be used: ${msg}`, ADMIN, 400);
 }

@@ -96,7 +96,8 @@ export class SamlProvider implements LoginProvider {
 
   private async idpMetadata(): Promise<IdpMetadata> {
     const url = this.config.idpMetadataUrl;
-    if (this.idp && (url === undefined || Date.now() - this.idp.loadedAt < METADATA_REFRESH_MS)) return this.idp.meta;
+    if (this.idp && (url === undefined || Date.now() - this.idp.loadedAt < METADATA_REFRESH_MS))
+      return this.idp.meta;
     try {
       const res = await (this.deps.fetch ?? fetch)(url!, { signal: AbortSignal.timeout(10_000) });
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
@@ -144,9 +145,17 @@ export class SamlProvider implements LoginProvider {
     if (meta.wantAuthnRequestsSigned && !this.signing)
       this.log.warn('saml: the IdP wants signed AuthnRequests but no signing key is configured', {});
     const requestId = `_${randomBytes(20).toString('hex')}`;
-    await this.repo.saveRequest(requestId, loginId, new Date(this.now().getTime() + this.settings.requestTtlMs));
+    await this.repo.saveRequest(
+      requestId,
+      loginId,
+      new Date(this.now().getTime() + this.settings.requestTtlMs),
+    );
     const saml = this.saml(meta, requestId);
-    this.log.info('saml: AuthnRequest issued', { loginId, requestId, mfaRequested: this.settings.requireMfa });
+    this.log.info('saml: AuthnRequest issued', {
+      loginId,
+      requestId,
+      mfaRequested: this.settings.requireMfa,
+    });
     if (this.settings.authnRequestBinding === 'HTTP-POST')
       return { kind: 'html', html: await saml.getAuthorizeFormAsync('', undefined, {}) };
     return { kind: 'redirect', url: await saml.getAuthorizeUrlAsync('', undefined, {}) };
@@ -159,7 +168,12 @@ export class SamlProvider implements LoginProvider {
       const refusal =
         err instanceof LoginRefused
           ? err
-          : new LoginRefused('saml_response_invalid', `the SAML response cannot be used: ${errorMessage(err)}`, 'sign in again from the device', 400);
+          : new LoginRefused(
+              'saml_response_invalid',
+              `the SAML response cannot be used: ${errorMessage(err)}`,
+              'sign in again from the device',
+              400,
+            );
       this.log.warn('saml: login refused', { code: refusal.code, reason: refusal.message });
       throw refusal;
     }
@@ -228,9 +242,12 @@ export class SamlProvider implements LoginProvider {
     void this.purgeNowAndThen(now);
     const a = mapAttributes(facts.attributes, this.settings.attributes);
     if (a.groupsOverage)
-      this.log.warn('saml: the IdP sent a groups overage link instead of all groups; only the groups sent are used', {
-        subject: ok.subject,
-      });
+      this.log.warn(
+        'saml: the IdP sent a groups overage link instead of all groups; only the groups sent are used',
+        {
+          subject: ok.subject,
+        },
+      );
     const identity: VerifiedIdentity = {
       providerId: this.id,
       subject: ok.subject,
@@ -240,14 +257,21 @@ export class SamlProvider implements LoginProvider {
       ...(a.email ? { email: a.email } : {}),
       ...(a.displayName ? { displayName: a.displayName } : {}),
     };
-    this.log.info('saml: login verified', { loginId, subject: ok.subject, mfa: ok.mfa, groups: a.groups.length });
+    this.log.info('saml: login verified', {
+      loginId,
+      subject: ok.subject,
+      mfa: ok.mfa,
+      groups: a.groups.length,
+    });
     return { loginId, identity };
   }
 
   private async purgeNowAndThen(now: Date): Promise<void> {
     if (now.getTime() - this.lastPurge < 600_000) return;
     this.lastPurge = now.getTime();
-    await this.repo.purge(now).catch((err: unknown) => this.log.warn('saml: purge failed', { err: errorMessage(err) }));
+    await this.repo
+      .purge(now)
+      .catch((err: unknown) => this.log.warn('saml: purge failed', { err: errorMessage(err) }));
   }
 
   /** SP metadata: entity ID, ACS (HTTP-POST), NameID format, signing cert when configured. */
@@ -282,7 +306,10 @@ export function readSamlFiles(config: SamlProviderConfig): {
   };
   return {
     signing: config.signing
-      ? { cert: read(config.signing.certFile, 'signing.certFile'), key: read(config.signing.keyFile, 'signing.keyFile') }
+      ? {
+          cert: read(config.signing.certFile, 'signing.certFile'),
+          key: read(config.signing.keyFile, 'signing.keyFile'),
+        }
       : null,
     idpMetadataXml: config.idpMetadataFile ? read(config.idpMetadataFile, 'idpMetadataFile') : null,
   };

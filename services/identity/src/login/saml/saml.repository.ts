@@ -44,6 +44,8 @@ export class SamlRepository {
   /** Drops expired requests and replay records (called now and then by the provider). */
   async purge(now: Date): Promise<void> {
     await this.db.query(`DELETE FROM identity.saml_requests WHERE expires_at < $1`, [now.toISOString()]);
-    await this.db.query(`DELETE FROM identity.saml_assertions_seen WHERE expires_at < $1`, [now.toISOString()]);
+    await this.db.query(`DELETE FROM identity.saml_assertions_seen WHERE expires_at < $1`, [
+      now.toISOString(),
+    ]);
   }
 }

@@ -26,7 +26,7 @@ describe('DATA_DIR permissions', () => {
     const srv = await serve({
       inMemory: true,
       logger: capturingLogger(lines),
-      env: { LISTEN_ADDR: '127.0.0.1:0', DATA_DIR: dataDir, LOG_LEVEL: 'silent' },
+      env: { LISTEN_ADDR: '127.0.0.1:0', STUN_PORT: '0', DATA_DIR: dataDir, LOG_LEVEL: 'silent' },
     });
     return () => srv.stop();
   }

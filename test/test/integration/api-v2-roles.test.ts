@@ -30,7 +30,13 @@ before(async () => {
   srv = await serve({
     inMemory: true,
     logger: testLogger('api-v2-roles'),
-    env: { LISTEN_ADDR: '127.0.0.1:0', ADMIN_LISTEN: '127.0.0.1:0', DATA_DIR: dir, LOG_LEVEL: 'silent' },
+    env: {
+      LISTEN_ADDR: '127.0.0.1:0',
+      STUN_PORT: '0',
+      ADMIN_LISTEN: '127.0.0.1:0',
+      DATA_DIR: dir,
+      LOG_LEVEL: 'silent',
+    },
   });
   const admin = { socketPath: srv.adminSocket };
   for (const role of ['owner', 'auditor', 'network-admin', 'it-admin']) {

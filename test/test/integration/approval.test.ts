@@ -21,7 +21,13 @@ before(async () => {
   srv = await serve({
     inMemory: true,
     logger: testLogger('approval'),
-    env: { LISTEN_ADDR: '127.0.0.1:0', DATA_DIR: dir, LOG_LEVEL: 'silent', REQUIRE_MACHINE_APPROVAL: 'true' },
+    env: {
+      LISTEN_ADDR: '127.0.0.1:0',
+      STUN_PORT: '0',
+      DATA_DIR: dir,
+      LOG_LEVEL: 'silent',
+      REQUIRE_MACHINE_APPROVAL: 'true',
+    },
   });
 });
 

@@ -151,6 +151,7 @@ describe(
         logger: capturingLogger(lines, {}, { minLevel: 'info' }),
         env: {
           LISTEN_ADDR: '127.0.0.1:0',
+          STUN_PORT: '0',
           DATA_DIR: dir,
           LOG_LEVEL: 'warn',
           EDGE_MAX_CONNECTIONS_PER_SOURCE: String(PER_SOURCE),

@@ -48,7 +48,7 @@ describe('edge limits: JSON depth, Hostinfo fields, route prefixes', () => {
     srv = await serve({
       inMemory: true,
       logger: capturingLogger(lines),
-      env: { LISTEN_ADDR: '127.0.0.1:0', DATA_DIR: dir, LOG_LEVEL: 'silent' },
+      env: { LISTEN_ADDR: '127.0.0.1:0', STUN_PORT: '0', DATA_DIR: dir, LOG_LEVEL: 'silent' },
     });
     url = `http://127.0.0.1:${srv.port}`;
     await admin('POST', '/api/v1/users', { name: 'edge' });

@@ -32,7 +32,13 @@ before(async () => {
   srv = await serve({
     inMemory: true,
     logger: testLogger('legacy-edge'),
-    env: { LISTEN_ADDR: '127.0.0.1:0', DATA_DIR: dir, LOG_LEVEL: 'silent', LEGACY_PROTOCOL: 'true' },
+    env: {
+      LISTEN_ADDR: '127.0.0.1:0',
+      STUN_PORT: '0',
+      DATA_DIR: dir,
+      LOG_LEVEL: 'silent',
+      LEGACY_PROTOCOL: 'true',
+    },
   });
   await adminCall({ socketPath: srv.adminSocket }, 'POST', '/api/v1/users', { name: 'old' });
   ({ key: authKey } = (await adminCall({ socketPath: srv.adminSocket }, 'POST', '/api/v1/preauthkeys', {

@@ -68,7 +68,7 @@ describe('policy: one process, simulated nodes', () => {
     srv = await serve({
       inMemory: true,
       logger: testLogger('policy'),
-      env: { LISTEN_ADDR: '127.0.0.1:0', DATA_DIR: dir, LOG_LEVEL: 'silent' },
+      env: { LISTEN_ADDR: '127.0.0.1:0', STUN_PORT: '0', DATA_DIR: dir, LOG_LEVEL: 'silent' },
     });
     url = `http://127.0.0.1:${srv.port}`;
     await admin('POST', '/api/v1/users', { name: 'alice' });
@@ -150,7 +150,7 @@ describe('policy: one process, simulated nodes', () => {
   test('invalid policies and failing tests are refused with a location; the policy stays', async () => {
     const before = (await admin('GET', '/api/v1/policy')) as { policy: { version: number; text: string } };
     const bad = [
-      '{ "acls": [ { "action": "accept", "src": ["group:nope"], "dst": ["*:*"] } ] }',
+      '{ "acls": [ { "action": "accept", "src": ["autogroup:nope"], "dst": ["*:*"] } ] }',
       '{ "acls": [ { "action": "accept", "src": ["*"], "dst": ["*:99999"] } ] }',
       '{ "acls": [ }',
       WITH_TESTS.replace('"deny": ["tag:server:80"]', '"deny": ["tag:server:22"]'),

@@ -44,7 +44,12 @@ describe('split services with two fanout replicas', () => {
       if (s.adminPort) adminPort = s.adminPort;
     }
     for (const id of ['r1', 'r2']) {
-      const s = await runService('netmap-fanout', { ...env, LISTEN_ADDR: '127.0.0.1:0', REPLICA_ID: id });
+      const s = await runService('netmap-fanout', {
+        ...env,
+        LISTEN_ADDR: '127.0.0.1:0',
+        STUN_PORT: '0',
+        REPLICA_ID: id,
+      });
       stops.push(s.stop);
       urls.push(`http://127.0.0.1:${s.port}`);
     }

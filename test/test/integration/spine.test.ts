@@ -42,6 +42,7 @@ describe('spine: one process, simulated nodes', () => {
       logger: testLogger('spine'),
       env: {
         LISTEN_ADDR: '127.0.0.1:0',
+        STUN_PORT: '0',
         DATA_DIR: dir,
         LOG_LEVEL: process.env.TEST_LOG ? 'debug' : 'silent',
       },

@@ -20,6 +20,7 @@ import {
 } from '@switchboard/protocol';
 import { ControlHandlers } from './control-handlers.js';
 import { EmbeddedDerp } from './derp/embedded-derp.js';
+import { observeRelayMetrics } from './derp/derp.metrics.js';
 import type { MapSettings } from './map-builder.js';
 import { EdgeServer, MAX_BODY, type EdgeLegacyOptions } from './edge.server.js';
 import { FanoutEngine } from './fanout-engine.js';
@@ -69,6 +70,7 @@ export class NetmapFanoutRuntime {
   readonly metrics: FanoutMetrics;
   /** The embedded DERP relay and STUN server (absent with DERP_SELF_REGION=false). */
   readonly derp: EmbeddedDerp | undefined;
+  private unobserveDerp: (() => void) | undefined;
   readonly logins = new LoginWaiters();
 
   constructor(private readonly o: FanoutRuntimeOptions) {
@@ -227,12 +229,15 @@ export class NetmapFanoutRuntime {
     await this.edge.start();
     if (this.derp) {
       await this.derp.start(this.edge.boundPort);
+      const derp = this.derp;
+      this.unobserveDerp = observeRelayMetrics(() => derp.metricsText());
       const sub = this.derp.startMesh(this.o.bus, this.replicaId);
       if (sub) this.subs.push(sub);
     }
   }
 
   async stop(): Promise<void> {
+    this.unobserveDerp?.();
     this.derp?.relay.close();
     await this.edge.stop();
     await this.derp?.stop();
